@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+/**
+ * firewall-agent command line: render, check and apply rulesets offline; `run` is the daemon.
+ * Exit codes: 0 done, 1 check found something not deployed or nft refused, 2 unusable input.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createTwoFilesPatch } from 'diff';
+import { TABLE_NAME } from './compile/compile';
+import { MODES, Mode, STATES, State, isMode, isState } from './compile/mode';
+import { compileLandscape, loadLandscape, notFullyDeployed, reportLines } from './landscape';
+import { NftCli, NftError, canonicalListing } from './nft/runner';
+import { renderTransaction } from './nft/render';
+import { InputError } from './sources/files';
+import { VERSION } from './version';
+
+export const EXIT_OK = 0;
+export const EXIT_NOT_DEPLOYED = 1;
+export const EXIT_BAD_INPUT = 2;
+
+interface RenderOptions {
+  file: string[];
+  state: State;
+  mode?: Mode;
+}
+
+function parseState(v: string): State {
+  if (!isState(v)) throw new InvalidArgumentError(`must be one of ${STATES.join(', ')}`);
+  return v;
+}
+
+function parseMode(v: string): Mode {
+  if (!isMode(v)) throw new InvalidArgumentError(`must be one of ${MODES.join(', ')}`);
+  return v;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: number }> {
+  const landscape = await loadLandscape(opts.file, opts.state, opts.mode);
+  for (const n of landscape.notes) err(`note: ${n}`);
+  const compiled = compileLandscape(landscape);
+  for (const line of reportLines(compiled.reports)) err(line);
+  return { text: renderTransaction([compiled.table]), notDeployed: notFullyDeployed(compiled.reports).length };
+}
+
+async function guarded(fn: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await fn();
+  } catch (e) {
+    if (e instanceof InputError) {
+      err(`error: ${e.message}`);
+      process.exitCode = EXIT_BAD_INPUT;
+    } else if (e instanceof NftError) {
+      err(`error: ${e.message}`);
+      process.exitCode = EXIT_NOT_DEPLOYED;
+    } else {
+      err(`error: ${(e as Error).stack ?? String(e)}`);
+      process.exitCode = EXIT_BAD_INPUT;
+    }
+  }
+}
+
+function withInputs(cmd: Command): Command {
+  return cmd
+    .requiredOption('-f, --file <path>', 'Kubernetes YAML/JSON file or directory (repeatable)', collect)
+    .addOption(new Option('--state <state>', 'connected or disconnected').default('connected').argParser(parseState))
+    .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode));
+}
+
+export function program(): Command {
+  const prog = new Command('firewall-agent')
+    .description('Compiles ClusterwideNetworkPolicies, Services and the Firewall into one atomic nftables ruleset')
+    .version(VERSION)
+    .showHelpAfterError();
+
+  withInputs(prog.command('render').description('print the complete nft transaction for the input')).action(
+    (opts: RenderOptions) =>
+      guarded(async () => {
+        const { text } = await build(opts);
+        process.stdout.write(text);
+        return EXIT_OK;
+      }),
+  );
+
+  withInputs(prog.command('check').description('render, then validate with nft -c; exit 1 if anything is not deployed')).action(
+    (opts: RenderOptions) =>
+      guarded(async () => {
+        const { text, notDeployed } = await build(opts);
+        await new NftCli().check(text);
+        if (notDeployed > 0) {
+          err(`check: ${notDeployed} object(s) would not be fully deployed`);
+          return EXIT_NOT_DEPLOYED;
+        }
+        err('check: ok');
+        return EXIT_OK;
+      }),
+  );
+
+  withInputs(prog.command('apply').description('apply atomically in this network namespace'))
+    .option('--dry-run', 'show the transaction and the diff against the kernel; change nothing')
+    .action((opts: RenderOptions & { dryRun?: boolean }) =>
+      guarded(async () => {
+        const { text } = await build(opts);
+        const nft = new NftCli();
+        await nft.check(text);
+        if (opts.dryRun) {
+          process.stdout.write(text);
+          const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
+          const next = await canonicalListing(text, 'inet', TABLE_NAME);
+          const patch = createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
+          process.stdout.write(current === next ? '\n# no changes against the kernel\n' : `\n# diff against the kernel\n${patch}`);
+          return EXIT_OK;
+        }
+        await nft.apply(text);
+        const applied = await nft.listTable('inet', TABLE_NAME, { stateless: true });
+        if (applied === undefined || !/hook forward priority/.test(applied)) {
+          err('error: the table is not in the kernel after apply');
+          return EXIT_NOT_DEPLOYED;
+        }
+        err('apply: ok');
+        return EXIT_OK;
+      }),
+    );
+
+  prog
+    .command('run')
+    .description('the daemon (connects to seed and shoot; arrives with the Kubernetes integration)')
+    .option('--config <file>', 'configuration file')
+    .option('--dry-run', 'render and check, never change the kernel')
+    .action(() => {
+      err('run: the daemon is not implemented yet; use render/check/apply');
+      process.exitCode = EXIT_BAD_INPUT;
+    });
+  return prog;
+}
+
+if (require.main === module) {
+  program().parseAsync(process.argv).catch((e: unknown) => {
+    err(`error: ${String(e)}`);
+    process.exitCode = EXIT_BAD_INPUT;
+  });
+}

@@ -1,0 +1,145 @@
+/**
+ * IP addresses, prefixes and address ranges as typed values.
+ *
+ * Parsing is strict (dotted-quad IPv4, RFC 4291 IPv6 without zone ids) and delegates the text
+ * grammar to ipaddr.js; everything after parsing works on bigint values so that range arithmetic
+ * is exact for both families. Formatting always re-prints from the numeric value, so no input text
+ * survives into nft syntax.
+ */
+import ipaddr from 'ipaddr.js';
+
+export type Family = 4 | 6;
+
+export const FAMILY_BITS: Record<Family, number> = { 4: 32, 6: 128 };
+
+export interface IpAddress {
+  readonly family: Family;
+  readonly value: bigint;
+}
+
+/** A canonical prefix: `network` has no host bits set. */
+export interface Prefix {
+  readonly family: Family;
+  readonly network: bigint;
+  readonly length: number;
+}
+
+/** An inclusive range of addresses of one family. */
+export interface AddrRange {
+  readonly family: Family;
+  readonly lo: bigint;
+  readonly hi: bigint;
+}
+
+export type ParseResult<T> = { ok: true; value: T; hostBitsMasked?: boolean } | { ok: false; error: string };
+
+const MAX_TEXT = 64;
+
+function bytesToBigint(bytes: number[]): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+function bigintToBytes(value: bigint, family: Family): number[] {
+  const n = family === 4 ? 4 : 16;
+  const out = new Array<number>(n);
+  let v = value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+function describe(text: unknown): string {
+  // Only used in error messages; JSON.stringify escapes control characters and quotes.
+  const s = typeof text === 'string' ? text : String(text);
+  return JSON.stringify(s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s);
+}
+
+export function parseAddress(text: unknown): ParseResult<IpAddress> {
+  if (typeof text !== 'string') return { ok: false, error: `${describe(text)} is not a string` };
+  if (text.length > MAX_TEXT || !/^[0-9a-fA-F:.]+$/.test(text)) {
+    return { ok: false, error: `${describe(text)} is not an IP address` };
+  }
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
+    return { ok: true, value: { family: 4, value: bytesToBigint(ipaddr.IPv4.parse(text).toByteArray()) } };
+  }
+  if (text.includes(':') && ipaddr.IPv6.isValid(text)) {
+    return { ok: true, value: { family: 6, value: bytesToBigint(ipaddr.IPv6.parse(text).toByteArray()) } };
+  }
+  return { ok: false, error: `${describe(text)} is not an IP address` };
+}
+
+function hostMask(family: Family, length: number): bigint {
+  return (1n << BigInt(FAMILY_BITS[family] - length)) - 1n;
+}
+
+/**
+ * Parses `addr/len`. Host bits are masked off (the result is canonical) and reported through
+ * `hostBitsMasked` so callers can warn; a bare address without a length is rejected.
+ */
+export function parsePrefix(text: unknown): ParseResult<Prefix> {
+  if (typeof text !== 'string') return { ok: false, error: `${describe(text)} is not a string` };
+  const slash = text.indexOf('/');
+  if (slash < 0) return { ok: false, error: `${describe(text)} is not a CIDR (address/length)` };
+  const addrText = text.slice(0, slash);
+  const lenText = text.slice(slash + 1);
+  const addr = parseAddress(addrText);
+  if (!addr.ok) return { ok: false, error: `${describe(text)} is not a CIDR: ${addr.error}` };
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText)) {
+    return { ok: false, error: `${describe(text)} has an invalid prefix length` };
+  }
+  const length = Number(lenText);
+  const family = addr.value.family;
+  if (length > FAMILY_BITS[family]) {
+    return { ok: false, error: `${describe(text)} has prefix length ${length}, more than ${FAMILY_BITS[family]}` };
+  }
+  const mask = hostMask(family, length);
+  const network = addr.value.value & ~mask;
+  return { ok: true, value: { family, network, length }, hostBitsMasked: network !== addr.value.value };
+}
+
+export function prefixRange(p: Prefix): AddrRange {
+  return { family: p.family, lo: p.network, hi: p.network | hostMask(p.family, p.length) };
+}
+
+export function hostPrefix(a: IpAddress): Prefix {
+  return { family: a.family, network: a.value, length: FAMILY_BITS[a.family] };
+}
+
+export function formatAddress(a: IpAddress): string {
+  return ipaddr.fromByteArray(bigintToBytes(a.value, a.family)).toString();
+}
+
+export function formatPrefix(p: Prefix): string {
+  return `${formatAddress({ family: p.family, value: p.network })}/${p.length}`;
+}
+
+/** The prefix exactly covering `r`, if there is one. */
+export function rangeAsPrefix(r: AddrRange): Prefix | undefined {
+  const size = r.hi - r.lo + 1n;
+  if ((size & (size - 1n)) !== 0n) return undefined;
+  if ((r.lo & (size - 1n)) !== 0n) return undefined;
+  const hostBits = size.toString(2).length - 1;
+  return { family: r.family, network: r.lo, length: FAMILY_BITS[r.family] - hostBits };
+}
+
+/** nft element syntax for a range: a bare address, a prefix, or `lo-hi`. */
+export function formatRange(r: AddrRange): string {
+  if (r.lo === r.hi) return formatAddress({ family: r.family, value: r.lo });
+  const p = rangeAsPrefix(r);
+  if (p) return formatPrefix(p);
+  return `${formatAddress({ family: r.family, value: r.lo })}-${formatAddress({ family: r.family, value: r.hi })}`;
+}
+
+export function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  if (outer.family !== inner.family || inner.length < outer.length) return false;
+  const o = prefixRange(outer);
+  return inner.network >= o.lo && inner.network <= o.hi;
+}
+
+export function addressInPrefix(p: Prefix, a: IpAddress): boolean {
+  return prefixContains(p, hostPrefix(a));
+}

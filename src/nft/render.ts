@@ -1,0 +1,71 @@
+/**
+ * Renders owned tables as one `nft -f` transaction: declare (so the delete cannot fail on a first
+ * run), delete, and define again. nft applies the whole text atomically, so the kernel holds either
+ * the old table or the new one, never a mix. It never contains `flush ruleset` and never names a
+ * table it does not own.
+ */
+import { NftChain, NftMap, NftSet, NftTable } from './ruleset';
+import { identifier } from './syntax';
+
+const INDENT = '\t';
+
+function elementLines(items: readonly string[], indent: string): string[] {
+  if (items.length === 0) return [];
+  const lines = [`${indent}elements = {`];
+  items.forEach((item, i) => lines.push(`${indent}${INDENT}${item}${i + 1 < items.length ? ',' : ''}`));
+  lines.push(`${indent}}`);
+  return lines;
+}
+
+function renderSet(s: NftSet): string[] {
+  const i2 = INDENT + INDENT;
+  const lines = [`${INDENT}set ${identifier(s.name)} {`, `${i2}type ${s.type}`];
+  if (s.flags.length > 0) lines.push(`${i2}flags ${s.flags.join(',')}`);
+  lines.push(...elementLines(s.elements, i2), `${INDENT}}`);
+  return lines;
+}
+
+function renderMap(m: NftMap): string[] {
+  const i2 = INDENT + INDENT;
+  const lines = [`${INDENT}map ${identifier(m.name)} {`, `${i2}type ${m.keyType} : verdict`];
+  if (m.flags.length > 0) lines.push(`${i2}flags ${m.flags.join(',')}`);
+  lines.push(...elementLines(m.elements.map((e) => `${e.key} : ${e.verdict}`), i2), `${INDENT}}`);
+  return lines;
+}
+
+function renderChain(c: NftChain): string[] {
+  const i2 = INDENT + INDENT;
+  const lines = [`${INDENT}chain ${identifier(c.name)} {`];
+  if (c.base) {
+    lines.push(`${i2}type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy ${c.base.policy};`);
+  }
+  for (const r of c.rules) lines.push(`${i2}${r}`);
+  lines.push(`${INDENT}}`);
+  return lines;
+}
+
+export function renderTable(t: NftTable): string {
+  const name = `${t.family} ${identifier(t.name)}`;
+  const lines: string[] = [`table ${name} {`];
+  for (const s of t.sets) lines.push(...renderSet(s));
+  for (const c of t.counters) lines.push(`${INDENT}counter ${identifier(c)} {`, `${INDENT}}`);
+  // Regular chains before the maps whose verdicts jump to them, base chains last.
+  const regular = t.chains.filter((c) => !c.base);
+  const base = t.chains.filter((c) => c.base);
+  for (const c of regular) lines.push(...renderChain(c));
+  for (const m of t.maps) lines.push(...renderMap(m));
+  for (const c of base) lines.push(...renderChain(c));
+  lines.push('}');
+  return lines.join('\n');
+}
+
+/** The full transaction replacing `tables` (and only those). */
+export function renderTransaction(tables: readonly NftTable[]): string {
+  const out: string[] = [];
+  for (const t of tables) {
+    const name = `${t.family} ${identifier(t.name)}`;
+    out.push(`add table ${name}`, `delete table ${name}`);
+  }
+  for (const t of tables) out.push(renderTable(t));
+  return `${out.join('\n')}\n`;
+}
