@@ -1,0 +1,52 @@
+'use strict';
+// Tries connections from inside a lab namespace and prints one JSON result per target:
+// { ok, peer } where peer is the source address the far side saw. Every attempt is bounded.
+// A target with "hold" keeps the TCP connection and sends a line every intervalMs for durationMs,
+// counting echoes (to watch an established flow across a ruleset change).
+const net = require('node:net');
+const dgram = require('node:dgram');
+
+const targets = JSON.parse(process.argv[2]);
+
+function tcp(t) {
+  return new Promise((resolve) => {
+    const timeout = t.timeoutMs || 600;
+    const sock = net.connect({ host: t.host, port: t.port, localAddress: t.source });
+    let buf = '';
+    let peer = null;
+    let sent = 0;
+    let echoes = 0;
+    const done = (res) => { clearTimeout(timer); sock.destroy(); resolve(res); };
+    let timer = setTimeout(() => done({ ok: false, peer: null }), timeout);
+    sock.on('error', () => done({ ok: false, peer: null }));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (peer === null && buf.includes('\n')) {
+        peer = buf.slice(0, buf.indexOf('\n'));
+        buf = buf.slice(buf.indexOf('\n') + 1);
+        if (!t.hold) return done({ ok: true, peer });
+        clearTimeout(timer);
+        const tick = setInterval(() => { sock.write('x\n'); sent++; }, t.hold.intervalMs);
+        timer = setTimeout(() => { clearInterval(tick); done({ ok: true, peer, sent, echoes }); }, t.hold.durationMs);
+        return;
+      }
+      echoes += (buf.match(/\n/g) || []).length;
+      buf = '';
+    });
+  });
+}
+
+function udp(t) {
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket(net.isIPv6(t.host) ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => { sock.close(); resolve({ ok: false, peer: null }); }, t.timeoutMs || 600);
+    sock.on('error', () => { clearTimeout(timer); sock.close(); resolve({ ok: false, peer: null }); });
+    sock.on('message', (m) => { clearTimeout(timer); sock.close(); resolve({ ok: true, peer: m.toString().trim() }); });
+    const send = () => sock.send('probe', t.port, t.host);
+    if (t.source) sock.bind(0, t.source, send); else send();
+  });
+}
+
+Promise.all(targets.map((t) => (t.proto === 'udp' ? udp(t) : tcp(t)))).then((r) => {
+  process.stdout.write(JSON.stringify(r));
+});
