@@ -192,6 +192,15 @@ function dropTail(): string[] {
   ];
 }
 
+/**
+ * The nat chain is always present, even empty: when the last nat hook of a namespace goes away the
+ * kernel drops the NAT bindings of existing connections, which would cut established (masqueraded)
+ * flows on a switch to disconnected. Measured in the lab: 4 of 14 echoes without it, 14 of 14 with.
+ */
+function postroutingChain(rules: string[]): NftChain {
+  return { name: 'postrouting', base: { type: 'nat', hook: 'postrouting', priority: POSTROUTING_PRIORITY, policy: 'accept' }, rules };
+}
+
 /** Disconnected: forward nothing new; keep established flows; the firewall's own traffic is not touched. */
 export function disconnectedTable(): NftTable {
   const forward: NftChain = {
@@ -199,7 +208,7 @@ export function disconnectedTable(): NftTable {
     base: { type: 'filter', hook: 'forward', priority: FORWARD_PRIORITY, policy: 'drop' },
     rules: [`ct state established,related counter accept ${comment('accept established connections')}`, ...dropTail()],
   };
-  return baseTable([], [], [forward]);
+  return baseTable([], [], [forward, postroutingChain([])]);
 }
 
 function policyReports(
@@ -472,9 +481,6 @@ export function compile(input: CompileInput): Compiled {
     base: { type: 'filter', hook: 'forward', priority: FORWARD_PRIORITY, policy: 'drop' },
     rules: forwardRules(fw),
   });
-  const post = postroutingRules(fw);
-  if (post.length > 0) {
-    chains.push({ name: 'postrouting', base: { type: 'nat', hook: 'postrouting', priority: POSTROUTING_PRIORITY, policy: 'accept' }, rules: post });
-  }
+  chains.push(postroutingChain(postroutingRules(fw)));
   return { state: 'connected', mode, table: baseTable(sets, maps, chains), reports: [...pol.reports, ...svc.reports] };
 }
