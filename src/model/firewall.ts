@@ -74,6 +74,22 @@ const ROLE_BY_TYPE: Record<string, NetworkRole> = {
   underlay: 'underlay',
 };
 
+/** metal-api network ids: UUIDs or operator-chosen names. They appear in rule comments. */
+const NETWORK_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function networkId(r: Reader, value: unknown, path: string): string | undefined {
+  const id = r.string(value, path, 256);
+  if (id === undefined) {
+    if (value === undefined || value === null) r.fail(path, 'is missing');
+    return undefined;
+  }
+  if (!NETWORK_ID.test(id)) {
+    r.fail(path, `${quote(id)} is not a network id (letters, digits, . _ : -)`);
+    return undefined;
+  }
+  return id;
+}
+
 export function interfaceNames(net: FirewallNetwork): string[] {
   return net.vrf === undefined ? [] : [`vlan${net.vrf}`, `vrf${net.vrf}`];
 }
@@ -121,9 +137,8 @@ function parseNetworks(r: Reader, status: Obj | undefined, warnings: Problem[]):
     const path = index('status.firewallNetworks', i);
     const o = r.object(n, path);
     if (!o) return;
-    const id = r.string(o.networkID, join(path, 'networkID'), 256);
+    const id = networkId(r, o.networkID, join(path, 'networkID'));
     const type = r.string(o.networkType, join(path, 'networkType'), 64);
-    if (id === undefined || id.length === 0) r.fail(join(path, 'networkID'), 'is missing');
     if (type === undefined) r.fail(join(path, 'networkType'), 'is missing');
     const vrfRaw = r.integer(o.vrf, join(path, 'vrf'), 0, 4294967295);
     const vrf = vrfRaw === undefined || vrfRaw === 0 ? undefined : vrfRaw;
@@ -131,7 +146,7 @@ function parseNetworks(r: Reader, status: Obj | undefined, warnings: Problem[]):
     const destinationPrefixes = prefixList(r, o.destinationPrefixes, join(path, 'destinationPrefixes'), warnings);
     const ips = addressList(r, o.ips, join(path, 'ips'));
     const nat = r.boolean(o.nat, join(path, 'nat')) ?? false;
-    if (id === undefined || type === undefined || id.length === 0) return;
+    if (id === undefined || type === undefined) return;
     if (seen.has(id)) r.fail(join(path, 'networkID'), `${quote(id)} is listed twice`);
     seen.add(id);
     if (vrf !== undefined) {
@@ -177,9 +192,9 @@ export function parseFirewall(obj: Obj): FirewallResult {
     const path = index('spec.egressRules', i);
     const o = r.object(e, path, ['networkID', 'ips']);
     if (!o) return;
-    const id = r.string(o.networkID, join(path, 'networkID'), 256);
+    const id = networkId(r, o.networkID, join(path, 'networkID'));
     const ips = addressList(r, o.ips, join(path, 'ips'));
-    if (id === undefined) return r.fail(join(path, 'networkID'), 'is missing');
+    if (id === undefined) return;
     const net = byId.get(id);
     if (!net) return r.fail(join(path, 'networkID'), `${quote(id)} is not one of the firewall's networks`);
     if (net.role !== 'external') return r.fail(join(path, 'networkID'), `${quote(id)} is not an external network`);
@@ -198,13 +213,10 @@ export function parseFirewall(obj: Obj): FirewallResult {
     const path = index('spec.rateLimits', i);
     const o = r.object(l, path, ['networkID', 'rate']);
     if (!o) return;
-    const id = r.string(o.networkID, join(path, 'networkID'), 256);
+    const id = networkId(r, o.networkID, join(path, 'networkID'));
     const rate = r.integer(o.rate, join(path, 'rate'), 1, 2147483647);
-    if (id === undefined || rate === undefined) {
-      if (id === undefined) r.fail(join(path, 'networkID'), 'is missing');
-      if (o.rate === undefined) r.fail(join(path, 'rate'), 'is missing');
-      return;
-    }
+    if (o.rate === undefined || o.rate === null) r.fail(join(path, 'rate'), 'is missing');
+    if (id === undefined || rate === undefined) return;
     const net = byId.get(id);
     if (!net || net.role === 'underlay' || net.vrf === undefined) {
       warnings.push({ path, message: `network ${quote(id)} is unknown, underlay or has no vrf; no rate limit applied` });
