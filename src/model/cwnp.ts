@@ -115,11 +115,11 @@ function parseBlock(value: unknown, path: string, r: Reader, warnings: Problem[]
       return;
     }
     if (ep.value.family !== cidr.family) {
-      r.fail(ePath, `${formatPrefix(ep.value)} is not of the same address family as cidr ${formatPrefix(cidr)}`);
+      r.fail(ePath, `${quote(e)} is not of the same address family as cidr ${formatPrefix(cidr)}`);
       return;
     }
     if (!prefixContains(cidr, ep.value)) {
-      r.fail(ePath, `${formatPrefix(ep.value)} is not inside cidr ${formatPrefix(cidr)}`);
+      r.fail(ePath, `${quote(e)} is not inside cidr ${formatPrefix(cidr)}`);
       return;
     }
     if (ep.hostBitsMasked) {
