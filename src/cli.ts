@@ -68,7 +68,7 @@ async function guarded(fn: () => Promise<number>): Promise<void> {
 
 function withInputs(cmd: Command): Command {
   return cmd
-    .requiredOption('-f, --file <path>', 'Kubernetes YAML/JSON file or directory (repeatable)', collect)
+    .option('-f, --file <path>', 'Kubernetes YAML/JSON file or directory (repeatable)', collect, [])
     .addOption(new Option('--state <state>', 'connected or disconnected').default('connected').argParser(parseState))
     .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode));
 }

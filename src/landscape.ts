@@ -18,7 +18,8 @@ export interface Landscape {
 
 /** Reads files and builds the compile input; InputError when the input is unusable. */
 export async function loadLandscape(paths: readonly string[], state: State, mode: Mode | undefined): Promise<Landscape> {
-  const { objects, notes } = await readSources(paths);
+  // The disconnected ruleset depends on nothing, so it can be rendered without input (boot rules).
+  const { objects, notes } = paths.length === 0 && state === 'disconnected' ? { objects: [], notes: [] } : await readSources(paths);
   const inv = classify(objects);
   const allNotes = [...notes, ...inv.notes];
   let firewall: FirewallConfig | undefined;
