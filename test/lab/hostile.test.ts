@@ -86,6 +86,38 @@ test('a Firewall with a hostile network id is unusable as a whole', () => {
   }
 });
 
+test('hostile strings in any Firewall field make it unusable or stay out of the nft text', () => {
+  const setters: ((fw: Obj, s: string) => void)[] = [
+    (fw, s) => (((fw.status as Obj).firewallNetworks as Obj[])[1]!.networkType = s),
+    (fw, s) => (((fw.status as Obj).firewallNetworks as Obj[])[1]!.prefixes = [s]),
+    (fw, s) => (((fw.status as Obj).firewallNetworks as Obj[])[1]!.ips = [s]),
+    (fw, s) => (((fw.status as Obj).firewallNetworks as Obj[])[1]!.destinationPrefixes = [s]),
+    (fw, s) => ((fw.spec as Obj).internalPrefixes = [s]),
+    (fw, s) => ((fw.spec as Obj).allowedNetworks = { egress: [s] }),
+    (fw, s) => ((fw.spec as Obj).allowedNetworks = { ingress: [s] }),
+    (fw, s) => ((fw.spec as Obj).egressRules = [{ networkID: 'internet', ips: [s] }]),
+    (fw, s) => ((fw.spec as Obj).egressRules = [{ networkID: s, ips: ['203.0.113.50'] }]),
+    (fw, s) => ((fw.spec as Obj).rateLimits = [{ networkID: s, rate: 10 }]),
+    (fw, s) => ((fw.spec as Obj).interval = s),
+    (fw, s) => ((fw.spec as Obj).dnsServerAddress = s),
+    (fw, s) => ((fw.metadata as Obj).name = s),
+  ];
+  let rejected = 0;
+  for (const set of setters) {
+    for (const s of INJECT) {
+      const fw = exampleFirewall();
+      set(fw, s);
+      const res = parseFirewall(fw);
+      if (!res.ok) {
+        rejected++;
+        continue;
+      }
+      expect(compileObjects([fw, valid]).text).not.toContain(MARK);
+    }
+  }
+  expect(rejected).toBeGreaterThan(INJECT.length * 10);
+});
+
 test('each hostile object is rejected on its own, with a reason; the valid ones are deployed', () => {
   const byName = new Map(reports.map((r) => [`${r.ref.namespace}/${r.ref.name}`, r]));
   expect(byName.get('firewall/allow-to-dns')!.outcome).toBe('deployed');
