@@ -139,6 +139,58 @@ function partitionFrom(boxes: readonly Box[], d: number, ndims: number): Cell[] 
   return out;
 }
 
+function ivKey(iv: Interval): string {
+  return `${iv.lo}-${iv.hi}`;
+}
+
+/**
+ * Joins cells of one owner that touch along one dimension and agree on all others. The recursive
+ * partition only merges whole sub-partitions, so overlapping ranges in an early dimension (port
+ * ranges 2000-2010, 2001-2011, …) would otherwise leave one cell per elementary interval. The
+ * union of two such cells is exactly their box, so the result stays disjoint.
+ */
+function coalesce(cells: Cell[]): Cell[] {
+  if (cells.length === 0) return cells;
+  const ndims = cells[0]!.dims.length;
+  let current = cells;
+  for (let changed = true, rounds = 0; changed && rounds < 4; rounds++) {
+    changed = false;
+    for (let d = 0; d < ndims; d++) {
+      const groups = new Map<string, Cell[]>();
+      for (const c of current) {
+        const key = `${c.owner}|${c.dims.map((iv, i) => (i === d ? '*' : ivKey(iv))).join('|')}`;
+        const g = groups.get(key);
+        if (g) g.push(c);
+        else groups.set(key, [c]);
+      }
+      const next: Cell[] = [];
+      for (const g of groups.values()) {
+        if (g.length === 1) {
+          next.push(g[0]!);
+          continue;
+        }
+        g.sort((a, b) => cmp(a.dims[d]!.lo, b.dims[d]!.lo));
+        let run = g[0]!;
+        for (let i = 1; i < g.length; i++) {
+          const c = g[i]!;
+          if (run.dims[d]!.hi + 1n === c.dims[d]!.lo) {
+            const dims = [...run.dims];
+            dims[d] = { lo: run.dims[d]!.lo, hi: c.dims[d]!.hi };
+            run = { owner: run.owner, dims };
+            changed = true;
+          } else {
+            next.push(run);
+            run = c;
+          }
+        }
+        next.push(run);
+      }
+      current = next;
+    }
+  }
+  return current;
+}
+
 export function partition(boxes: readonly Box[]): Cell[] {
   if (boxes.length === 0) return [];
   const ndims = boxes[0]!.dims.length;
@@ -146,5 +198,13 @@ export function partition(boxes: readonly Box[]): Cell[] {
     if (b.dims.length !== ndims) throw new Error('partition: boxes differ in dimensions');
     for (const iv of b.dims) if (iv.lo > iv.hi) throw new Error('partition: empty interval');
   }
-  return partitionFrom(boxes, 0, ndims);
+  const cells = coalesce(partitionFrom(boxes, 0, ndims));
+  // Deterministic order, dimension by dimension, so renders are stable and diffs readable.
+  return cells.sort((a, b) => {
+    for (let d = 0; d < ndims; d++) {
+      const c = cmp(a.dims[d]!.lo, b.dims[d]!.lo);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
 }

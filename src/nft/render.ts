@@ -9,19 +9,20 @@ import { identifier } from './syntax';
 
 const INDENT = '\t';
 
-function elementLines(items: readonly string[], indent: string): string[] {
-  if (items.length === 0) return [];
-  const lines = [`${indent}elements = {`];
-  items.forEach((item, i) => lines.push(`${indent}${INDENT}${item}${i + 1 < items.length ? ',' : ''}`));
-  lines.push(`${indent}}`);
-  return lines;
+/** Appends to `out` in place: maps can hold 100k+ elements, too many for spread arguments. */
+function pushElements(out: string[], items: readonly string[], indent: string): void {
+  if (items.length === 0) return;
+  out.push(`${indent}elements = {`);
+  for (let i = 0; i < items.length; i++) out.push(`${indent}${INDENT}${items[i]!}${i + 1 < items.length ? ',' : ''}`);
+  out.push(`${indent}}`);
 }
 
 function renderSet(s: NftSet): string[] {
   const i2 = INDENT + INDENT;
   const lines = [`${INDENT}set ${identifier(s.name)} {`, `${i2}type ${s.type}`];
   if (s.flags.length > 0) lines.push(`${i2}flags ${s.flags.join(',')}`);
-  lines.push(...elementLines(s.elements, i2), `${INDENT}}`);
+  pushElements(lines, s.elements, i2);
+  lines.push(`${INDENT}}`);
   return lines;
 }
 
@@ -29,7 +30,8 @@ function renderMap(m: NftMap): string[] {
   const i2 = INDENT + INDENT;
   const lines = [`${INDENT}map ${identifier(m.name)} {`, `${i2}type ${m.keyType} : verdict`];
   if (m.flags.length > 0) lines.push(`${i2}flags ${m.flags.join(',')}`);
-  lines.push(...elementLines(m.elements.map((e) => `${e.key} : ${e.verdict}`), i2), `${INDENT}}`);
+  pushElements(lines, m.elements.map((e) => `${e.key} : ${e.verdict}`), i2);
+  lines.push(`${INDENT}}`);
   return lines;
 }
 
@@ -47,14 +49,17 @@ function renderChain(c: NftChain): string[] {
 export function renderTable(t: NftTable): string {
   const name = `${t.family} ${identifier(t.name)}`;
   const lines: string[] = [`table ${name} {`];
-  for (const s of t.sets) lines.push(...renderSet(s));
+  const append = (more: string[]): void => {
+    for (const l of more) lines.push(l);
+  };
+  for (const s of t.sets) append(renderSet(s));
   for (const c of t.counters) lines.push(`${INDENT}counter ${identifier(c)} {`, `${INDENT}}`);
   // Regular chains before the maps whose verdicts jump to them, base chains last.
   const regular = t.chains.filter((c) => !c.base);
   const base = t.chains.filter((c) => c.base);
-  for (const c of regular) lines.push(...renderChain(c));
-  for (const m of t.maps) lines.push(...renderMap(m));
-  for (const c of base) lines.push(...renderChain(c));
+  for (const c of regular) append(renderChain(c));
+  for (const m of t.maps) append(renderMap(m));
+  for (const c of base) append(renderChain(c));
   lines.push('}');
   return lines.join('\n');
 }

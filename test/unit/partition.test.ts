@@ -60,4 +60,12 @@ describe('partition', () => {
     for (let i = 1; i <= 50; i++) boxes.push({ owner: i, dims: [{ lo: 443n, hi: 443n }, { lo: BigInt(i * 10), hi: BigInt(i * 10 + 5) }] });
     expect(partition(boxes)).toHaveLength(51);
   });
+
+  test('overlapping ranges in an early dimension do not fragment disjoint later ones', () => {
+    const boxes: Box[] = Array.from({ length: 10 }, (_, k) => ({
+      owner: k,
+      dims: [{ lo: BigInt(2000 + k), hi: BigInt(2010 + k) }, { lo: BigInt(k * 100), hi: BigInt(k * 100 + 50) }],
+    }));
+    expect(partition(boxes)).toHaveLength(10);
+  });
 });
