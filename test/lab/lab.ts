@@ -26,6 +26,7 @@ export interface Target {
   source?: string;
   timeoutMs?: number;
   hold?: { durationMs: number; intervalMs: number };
+  bulk?: { bytes: number; durationMs: number };
 }
 
 export interface ProbeResult {
@@ -33,6 +34,7 @@ export interface ProbeResult {
   peer: string | null;
   sent?: number;
   echoes?: number;
+  received?: number;
 }
 
 const TCP_PORTS = [22, 53, 80, 443, 8000, 8005, 8010, 8011, 9000];

@@ -48,6 +48,24 @@ test('several SNAT IPs: each node consistently gets one of them', async () => {
   expect(['203.0.113.50', '203.0.113.51']).toContain([...peers][0]);
 });
 
+test('a rate limit caps what enters from that network; without it the same transfer completes', async () => {
+  const bulk = { bytes: 4 * 1024 * 1024, durationMs: 1500 };
+  const limited = exampleFirewall();
+  (limited.spec as Obj).rateLimits = [{ networkID: 'internet', rate: 1 }];
+  await lab.apply(compileObjects([limited, allowHttps]).text);
+  const [slow] = await lab.probe('worker', [tcp('203.0.113.10', 443, { bulk })]);
+  const limitedListing = (await lab.nft.listTable('inet', 'firewall'))!;
+  expect(Number(/counter drop_ratelimit \{\s*packets (\d+)/.exec(limitedListing)![1])).toBeGreaterThan(0);
+  const open = exampleFirewall();
+  (open.spec as Obj).rateLimits = [];
+  await lab.apply(compileObjects([open, allowHttps]).text);
+  const [fast] = await lab.probe('worker', [tcp('203.0.113.10', 443, { bulk })]);
+  expect(fast!.received).toBe(bulk.bytes);
+  // 1 MiB/s for 1.5 s, plus the limiter's burst: far below the 4 MiB sent
+  expect(slow!.ok).toBe(true);
+  expect(slow!.received!).toBeLessThan(3 * 1024 * 1024);
+});
+
 test('without egressRules the nat network masquerades to the interface address', async () => {
   const { text } = compileObjects([exampleFirewall(), allowHttps]);
   await lab.apply(text);

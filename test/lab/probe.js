@@ -2,7 +2,8 @@
 // Tries connections from inside a lab namespace and prints one JSON result per target:
 // { ok, peer } where peer is the source address the far side saw. Every attempt is bounded.
 // A target with "hold" keeps the TCP connection and sends a line every intervalMs for durationMs,
-// counting echoes (to watch an established flow across a ruleset change).
+// counting echoes (to watch an established flow across a ruleset change). A target with "bulk"
+// sends that many bytes and reports how many were echoed back in time (to see rate limits).
 const net = require('node:net');
 const dgram = require('node:dgram');
 
@@ -24,6 +25,16 @@ function tcp(t) {
       if (peer === null && buf.includes('\n')) {
         peer = buf.slice(0, buf.indexOf('\n'));
         buf = buf.slice(buf.indexOf('\n') + 1);
+        if (t.bulk) {
+          // Send `bytes` and count how many come back (echoed) within durationMs.
+          clearTimeout(timer);
+          let received = buf.length;
+          sock.removeAllListeners('data');
+          sock.on('data', (chunk) => { received += chunk.length; });
+          sock.write(Buffer.alloc(t.bulk.bytes, 120));
+          timer = setTimeout(() => done({ ok: true, peer, received }), t.bulk.durationMs);
+          return;
+        }
         if (!t.hold) return done({ ok: true, peer });
         clearTimeout(timer);
         const tick = setInterval(() => { sock.write('x\n'); sent++; }, t.hold.intervalMs);
