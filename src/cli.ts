@@ -12,6 +12,10 @@ import { NftCli, NftError, canonicalListing } from './nft/runner';
 import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
+import { CRDS } from './kube/crds';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
 
 export const EXIT_OK = 0;
 export const EXIT_NOT_DEPLOYED = 1;
@@ -124,6 +128,21 @@ export function program(): Command {
           return EXIT_NOT_DEPLOYED;
         }
         err('apply: ok');
+        return EXIT_OK;
+      }),
+    );
+
+  prog
+    .command('crds')
+    .description("print the agent's CustomResourceDefinitions (multi-document YAML), or write one file each")
+    .option('--dir <dir>', 'write one file per CRD into this directory')
+    .action((opts: { dir?: string }) =>
+      guarded(async () => {
+        if (opts.dir) {
+          for (const [file, doc] of Object.entries(CRDS)) writeFileSync(path.join(opts.dir, file), stringify(doc));
+        } else {
+          process.stdout.write(Object.values(CRDS).map((d) => stringify(d)).join('---\n'));
+        }
         return EXIT_OK;
       }),
     );
