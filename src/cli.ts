@@ -12,6 +12,9 @@ import { NftCli, NftError, canonicalListing } from './nft/runner';
 import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
+import { Agent } from './daemon/agent';
+import { DEFAULT_SEED_KUBECONFIG, DaemonConfig, loadConfig } from './daemon/config';
+import { jsonLogger } from './report/log';
 import { CRDS } from './kube/crds';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -149,12 +152,45 @@ export function program(): Command {
 
   prog
     .command('run')
-    .description('the daemon (connects to seed and shoot; arrives with the Kubernetes integration)')
-    .option('--config <file>', 'configuration file')
+    .description('the daemon: drop until connected to seed and shoot, then enforce and report')
+    .option('--config <file>', 'configuration file (YAML/JSON); flags override it')
+    .option('--seed-kubeconfig <file>', `seed kubeconfig (default ${DEFAULT_SEED_KUBECONFIG})`)
+    .option('--shoot-kubeconfig <file>', "shoot kubeconfig (default: from the Firewall's status.shootAccess)")
+    .option('--firewall-name <name>', 'the Firewall to read (default: the hostname)')
+    .option('--firewall-namespace <ns>', "seed namespace (default: the seed kubeconfig's current-context)")
+    .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode))
+    .option('--netns <name>', 'apply rules in this network namespace')
     .option('--dry-run', 'render and check, never change the kernel')
-    .action(() => {
-      err('run: the daemon is not implemented yet; use render/check/apply');
-      process.exitCode = EXIT_BAD_INPUT;
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      let config: DaemonConfig;
+      try {
+        config = loadConfig(opts.config as string | undefined, {
+          seedKubeconfig: opts.seedKubeconfig as string | undefined,
+          shootKubeconfig: opts.shootKubeconfig as string | undefined,
+          firewallName: opts.firewallName as string | undefined,
+          firewallNamespace: opts.firewallNamespace as string | undefined,
+          mode: opts.mode as Mode | undefined,
+          netns: opts.netns as string | undefined,
+          dryRun: opts.dryRun === true ? true : undefined,
+        });
+      } catch (e) {
+        err(`error: ${(e as Error).message}`);
+        process.exitCode = EXIT_BAD_INPUT;
+        return;
+      }
+      const log = jsonLogger(undefined, config.logLevel);
+      const agent = new Agent({
+        ...config,
+        nft: new NftCli(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
+        log,
+      });
+      const shutdown = (signal: string): void => {
+        log.info('signal received; stopping', { signal });
+        void agent.stop().then(() => process.exit(0));
+      };
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      await agent.start();
     });
   return prog;
 }

@@ -1,0 +1,481 @@
+/**
+ * The agent (DESIGN §2, §4): drop until connected, then enforce what the seed's Firewall and the
+ * shoot's policies and Services say, re-applying on every change; never back to open, never back
+ * to disconnected; report status, events and the FirewallMonitor.
+ */
+import { hostname } from 'node:os';
+import { CoreV1Event, KubernetesObject, V1Service } from '@kubernetes/client-node';
+import { ObjectReport, TABLE_NAME, compile, disconnectedTable } from '../compile/compile';
+import { Mode, resolveMode } from '../compile/mode';
+import { formatProblem } from '../model/fields';
+import { FirewallConfig, parseFirewall } from '../model/firewall';
+import { parsePolicy, PolicyResult } from '../model/cwnp';
+import { parseService } from '../model/service';
+import { Applier } from '../nft/applier';
+import { renderTransaction } from '../nft/render';
+import { Nft, canonicalListing } from '../nft/runner';
+import { deviceStats, parseTableStats, rulesByAction } from '../nft/stats';
+import { SeedApi, ShootApi, Unstructured } from '../kube/api';
+import { LoadedKubeconfig, loadKubeconfigFile } from '../kube/kubeconfig';
+import { readShootAccess, shootKubeconfigFromSeed } from '../kube/shootaccess';
+import { ResourceWatch, WatchHealth, errorMessage } from '../kube/watch';
+import { Logger } from '../report/log';
+import { EventSpec, statusChanges, warningEvents } from '../report/status';
+import { VERSION } from '../version';
+
+export interface AgentOptions {
+  readonly seedKubeconfig: string;
+  /** When absent, shoot access comes from the Firewall's status.shootAccess secrets. */
+  readonly shootKubeconfig?: string;
+  readonly firewallName?: string;
+  /** When absent, the seed kubeconfig's current-context. */
+  readonly firewallNamespace?: string;
+  readonly mode?: Mode;
+  readonly dryRun?: boolean;
+  readonly nft: Nft;
+  readonly log: Logger;
+  readonly debounceMs?: number;
+  readonly resyncMs?: number;
+  readonly pollMs?: number;
+}
+
+export type AgentState = 'disconnected' | 'connected';
+
+/** Namespace of the FirewallMonitor and of the policies that take effect. */
+const FIREWALL_NS = 'firewall';
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly applier: Applier;
+  private readonly name: string;
+  private state: AgentState = 'disconnected';
+  private stale = false;
+  private seed: { loaded: LoadedKubeconfig; api: SeedApi; namespace: string } | undefined;
+  private shoot: { loaded: LoadedKubeconfig; api: ShootApi } | undefined;
+  private readonly firewallWatch: ResourceWatch<Unstructured>;
+  private readonly policyWatch: ResourceWatch<Unstructured>;
+  private readonly serviceWatch: ResourceWatch<V1Service>;
+  private timers: NodeJS.Timeout[] = [];
+  private debounce: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private retryMs = RETRY_MIN_MS;
+  private running = false;
+  private rerun = false;
+  private stopped = false;
+  private intervalMs = 10_000;
+  private intervalTimer: NodeJS.Timeout | undefined;
+  private lastRun: Date | undefined;
+  private lastRunAgainstSeed: Date | undefined;
+  private lastError: string | undefined;
+  private lastFirewall: FirewallConfig | undefined;
+  private lastReports: readonly ObjectReport[] = [];
+  private readonly emitted = new Map<string, string>();
+  private readonly written = new Map<string, { json: string; at: number }>();
+  private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = opts.log;
+    this.name = opts.firewallName ?? hostname();
+    this.applier = new Applier(opts.nft, { family: 'inet', name: TABLE_NAME }, opts.dryRun ?? false);
+    const resyncMs = opts.resyncMs ?? 5 * 60_000;
+    const onChange = (): void => this.schedule();
+    const onHealth = (h: WatchHealth): void => this.onHealth(h);
+    this.firewallWatch = new ResourceWatch<Unstructured>({
+      name: 'seed/firewall',
+      path: '', // set when the namespace is known
+      list: () => this.seed!.api.listFirewalls(this.seed!.namespace, this.name),
+      fieldSelector: `metadata.name=${this.name}`,
+      resyncMs,
+      onChange,
+      onHealth,
+      log: this.log,
+    });
+    this.policyWatch = new ResourceWatch<Unstructured>({
+      name: 'shoot/clusterwidenetworkpolicies',
+      path: ShootApi.policiesPath,
+      list: () => this.shoot!.api.listPolicies(),
+      resyncMs,
+      onChange,
+      onHealth,
+      log: this.log,
+    });
+    this.serviceWatch = new ResourceWatch<V1Service>({
+      name: 'shoot/services',
+      path: ShootApi.servicesPath,
+      list: () => this.shoot!.api.listServices(),
+      resyncMs,
+      onChange,
+      onHealth,
+      log: this.log,
+    });
+  }
+
+  get status(): { state: AgentState; stale: boolean; lastError: string | undefined; watches: WatchHealth[] } {
+    return {
+      state: this.state,
+      stale: this.stale,
+      lastError: this.lastError,
+      watches: [this.firewallWatch.status, this.policyWatch.status, this.serviceWatch.status],
+    };
+  }
+
+  async start(): Promise<void> {
+    this.log.info('starting', { firewall: this.name, version: VERSION, dryRun: this.opts.dryRun ?? false });
+    await this.enterDisconnected();
+    await this.refreshSeed();
+    await this.refreshShoot();
+    const poll = setInterval(() => void this.pollCredentials(), this.opts.pollMs ?? 2000);
+    this.timers.push(poll);
+    this.setInterval(this.intervalMs);
+  }
+
+  /** Stops watching and timers. The ruleset stays in the kernel as it is: never flushed on stop. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearInterval(this.intervalTimer);
+    clearTimeout(this.debounce);
+    clearTimeout(this.retry);
+    this.firewallWatch.stop();
+    this.policyWatch.stop();
+    this.serviceWatch.stop();
+    this.log.info('stopped; the ruleset in the kernel is left as it is', { state: this.state });
+  }
+
+  /** Resolves when `pred` holds after a reconcile (for tests and the CLI's status). */
+  when(pred: () => boolean): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+
+  private notify(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (this.waiters[i]!.pred()) this.waiters.splice(i, 1)[0]!.resolve();
+    }
+  }
+
+  private async enterDisconnected(): Promise<void> {
+    const text = renderTransaction([disconnectedTable()]);
+    if (this.opts.dryRun) {
+      this.log.info('dry run: not loading the disconnected ruleset');
+      return;
+    }
+    try {
+      const current = await this.applier.current();
+      if (current !== undefined && current === (await canonicalListing(text, 'inet', TABLE_NAME))) {
+        this.log.info('the disconnected ruleset is already loaded');
+        return;
+      }
+      await this.applier.apply(text);
+      this.log.info('applied the disconnected ruleset: forwarding only established flows until connected');
+    } catch (err) {
+      // Not fatal for the process: whatever the kernel holds stays; the boot unit's drop ruleset is the floor.
+      this.lastError = errorMessage(err);
+      this.log.error('could not apply the disconnected ruleset', { error: err });
+    }
+  }
+
+  private async pollCredentials(): Promise<void> {
+    if (this.stopped) return;
+    await this.refreshSeed();
+    await this.refreshShoot();
+  }
+
+  private async refreshSeed(): Promise<void> {
+    let loaded: LoadedKubeconfig;
+    try {
+      loaded = await loadKubeconfigFile(this.opts.seedKubeconfig);
+    } catch (err) {
+      this.log.warn('cannot read the seed kubeconfig', { file: this.opts.seedKubeconfig, error: err });
+      return;
+    }
+    if (this.seed && this.seed.loaded.fingerprint === loaded.fingerprint) return;
+    const namespace = this.opts.firewallNamespace ?? loaded.currentContext;
+    this.log.info(this.seed ? 'seed credentials changed; reconnecting' : 'connecting to the seed', { namespace, firewall: this.name });
+    this.seed = { loaded, api: new SeedApi(loaded.kc), namespace };
+    this.firewallWatch.start(loaded.kc, SeedApi.firewallsPath(namespace));
+  }
+
+  private async refreshShoot(): Promise<void> {
+    let loaded: LoadedKubeconfig | undefined;
+    try {
+      if (this.opts.shootKubeconfig) {
+        loaded = await loadKubeconfigFile(this.opts.shootKubeconfig);
+      } else if (this.seed) {
+        const access = readShootAccess(this.currentFirewallObject());
+        if (!access) return; // not known yet: the Firewall has to be read first
+        loaded = await shootKubeconfigFromSeed(this.seed.api, access);
+      }
+    } catch (err) {
+      this.log.warn('cannot build shoot credentials', { error: err });
+      return;
+    }
+    if (!loaded || (this.shoot && this.shoot.loaded.fingerprint === loaded.fingerprint)) return;
+    this.log.info(this.shoot ? 'shoot credentials changed; reconnecting' : 'connecting to the shoot');
+    this.shoot = { loaded, api: new ShootApi(loaded.kc) };
+    this.policyWatch.start(loaded.kc);
+    this.serviceWatch.start(loaded.kc);
+  }
+
+  private currentFirewallObject(): Unstructured | undefined {
+    return this.firewallWatch.list().find((f) => f.metadata?.name === this.name);
+  }
+
+  private onHealth(h: WatchHealth): void {
+    if (!h.synced && this.state === 'connected' && !this.stale) {
+      this.stale = true;
+      this.log.warn('lost contact; keeping the last applied ruleset', { watch: h.name, error: h.lastError });
+    }
+    if (h.synced && !h.lastError) this.schedule();
+  }
+
+  private setInterval(ms: number): void {
+    if (this.intervalTimer && ms === this.intervalMs) return;
+    clearInterval(this.intervalTimer);
+    this.intervalMs = ms;
+    this.intervalTimer = setInterval(() => void this.periodic(), ms);
+  }
+
+  /** Debounced: a burst of changes becomes one reconcile. */
+  schedule(): void {
+    if (this.stopped || this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.reconcile();
+    }, this.opts.debounceMs ?? 50);
+  }
+
+  private async periodic(): Promise<void> {
+    if (this.stopped) return;
+    if (this.state === 'connected' && !this.opts.dryRun) {
+      try {
+        if (await this.applier.drifted()) {
+          this.log.warn('the kernel no longer holds the applied ruleset; repairing');
+          this.schedule();
+        }
+      } catch (err) {
+        this.log.warn('drift check failed', { error: err });
+      }
+    }
+    await this.writeMonitor();
+  }
+
+  private synced(): boolean {
+    return this.firewallWatch.status.synced && this.policyWatch.status.synced && this.serviceWatch.status.synced;
+  }
+
+  async reconcile(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    this.running = true;
+    try {
+      await this.reconcileOnce();
+    } finally {
+      this.running = false;
+      this.notify();
+      if (this.rerun && !this.stopped) {
+        this.rerun = false;
+        this.schedule();
+      }
+    }
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const seedOk = this.firewallWatch.status.synced;
+    const shootOk = this.policyWatch.status.synced && this.serviceWatch.status.synced;
+    if (!seedOk || !shootOk) {
+      if (this.state === 'connected' && !this.stale) {
+        this.stale = true;
+        this.log.warn('lost contact; keeping the last applied ruleset', { seed: seedOk, shoot: shootOk });
+      }
+      if (seedOk && !this.shoot) await this.refreshShoot();
+      return;
+    }
+    const fwObj = this.currentFirewallObject();
+    if (!fwObj) {
+      // Upstream flushes its rules when the Firewall disappears; we keep enforcing.
+      this.lastError = `Firewall ${this.seed?.namespace}/${this.name} not found in the seed`;
+      this.log.error('Firewall not found; keeping the current ruleset', { firewall: this.name, namespace: this.seed?.namespace });
+      return;
+    }
+    const parsed = parseFirewall(fwObj as Record<string, unknown>);
+    if (!parsed.ok) {
+      this.lastError = `invalid Firewall: ${parsed.problems.map(formatProblem).join('; ')}`;
+      this.log.error('invalid Firewall; keeping the current ruleset', { problems: parsed.problems.map(formatProblem) });
+      return;
+    }
+    const fw = parsed.firewall;
+    this.lastFirewall = fw;
+    this.lastRunAgainstSeed = new Date();
+    this.setInterval(fw.intervalMs);
+    const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
+    const policies: PolicyResult[] = this.policyWatch.list().map((o) => parsePolicy(o as Record<string, unknown>));
+    const services = this.serviceWatch.list().map((o) => parseService(o as unknown as Record<string, unknown>));
+    const mode = resolveMode(this.opts.mode, fw);
+    const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode });
+    const text = renderTransaction([compiled.table]);
+    this.lastReports = compiled.reports;
+    await this.emitEvents(warningEvents(compiled.reports));
+
+    if (dryRun) {
+      try {
+        await this.opts.nft.check(text);
+        this.log.info('dry run: ruleset rendered and checked, not applied', { mode, bytes: text.length });
+        this.lastError = undefined;
+      } catch (err) {
+        this.lastError = errorMessage(err);
+        this.log.error('dry run: nft refuses the ruleset', { error: err });
+      }
+      this.lastRun = new Date();
+      return;
+    }
+
+    const started = Date.now();
+    try {
+      const result = await this.applier.apply(text);
+      this.retryMs = RETRY_MIN_MS;
+      this.lastError = undefined;
+      if (result === 'applied') {
+        const counts = countOutcomes(compiled.reports);
+        this.log.info('applied ruleset', { mode, ms: Date.now() - started, bytes: text.length, ...counts, previousState: this.state });
+      }
+      if (this.state !== 'connected') this.log.info('connected: enforcing policies', { mode });
+      if (this.stale) this.log.info('contact restored');
+      this.state = 'connected';
+      this.stale = false;
+      this.lastRun = new Date();
+    } catch (err) {
+      this.lastError = errorMessage(err);
+      this.log.error('apply failed; the previous ruleset stays in the kernel', { error: err, retryInMs: this.retryMs });
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.schedule(), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      return;
+    }
+    await this.writeStatuses(compiled.reports);
+  }
+
+  private async writeStatuses(reports: readonly ObjectReport[]): Promise<void> {
+    const api = this.shoot?.api;
+    if (!api) return;
+    const byRef = new Map(this.policyWatch.list().map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
+    const changes = statusChanges(reports, (ns, name) => byRef.get(`${ns}/${name}`)?.status as { state?: unknown; message?: unknown } | undefined);
+    for (const c of changes) {
+      const key = `${c.namespace}/${c.name}`;
+      const json = JSON.stringify(c.status);
+      const prev = this.written.get(key);
+      if (prev && prev.json === json && Date.now() - prev.at < 5000) continue; // our write, not yet seen by the watch
+      try {
+        await api.patchPolicyStatus(c.namespace, c.name, { ...c.status });
+        this.written.set(key, { json, at: Date.now() });
+      } catch (err) {
+        this.log.warn('could not write policy status', { policy: key, error: err });
+      }
+    }
+  }
+
+  private async emitEvents(events: EventSpec[]): Promise<void> {
+    const api = this.shoot?.api;
+    if (!api) return;
+    const objects = new Map<string, KubernetesObject>();
+    for (const o of this.policyWatch.list()) objects.set(`ClusterwideNetworkPolicy/${o.metadata?.namespace}/${o.metadata?.name}`, o);
+    for (const o of this.serviceWatch.list()) objects.set(`Service/${o.metadata?.namespace}/${o.metadata?.name}`, o);
+    for (const e of events) {
+      const obj = objects.get(`${e.kind}/${e.namespace}/${e.name}`);
+      const key = `${e.kind}/${e.namespace}/${e.name}/${obj?.metadata?.uid ?? ''}/${e.reason}`;
+      if (!obj || this.emitted.get(key) === e.message) continue;
+      const now = new Date();
+      const event: CoreV1Event = {
+        metadata: { generateName: `${e.name}.`, namespace: e.namespace },
+        involvedObject: {
+          apiVersion: e.kind === 'Service' ? 'v1' : 'metal-stack.io/v1',
+          kind: e.kind,
+          name: e.name,
+          namespace: e.namespace,
+          uid: obj.metadata?.uid,
+          resourceVersion: obj.metadata?.resourceVersion,
+        },
+        reason: e.reason,
+        message: e.message,
+        type: 'Warning',
+        source: { component: 'firewall-agent', host: this.name },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      };
+      try {
+        await api.createEvent(e.namespace, event);
+        this.emitted.set(key, e.message);
+      } catch (err) {
+        this.log.warn('could not record event', { object: `${e.namespace}/${e.name}`, reason: e.reason, error: err });
+      }
+    }
+  }
+
+  /** FirewallMonitor in the shoot: created if missing, controllerStatus refreshed every interval. */
+  private async writeMonitor(): Promise<void> {
+    const api = this.shoot?.api;
+    const fw = this.currentFirewallObject();
+    if (!api || !fw) return;
+    try {
+      let stats: Record<string, unknown> = { rules: {}, devices: {}, idsStats: {} };
+      const json = await this.opts.nft.listTable('inet', TABLE_NAME, { json: true });
+      if (json) {
+        const s = parseTableStats(json);
+        stats = { rules: rulesByAction(s), devices: deviceStats(s), idsStats: {} };
+      }
+      const message = this.lastError
+        ? `error: ${this.lastError}`
+        : `${this.state}${this.stale ? ' (stale: lost contact, enforcing the last applied ruleset)' : ''}${this.opts.dryRun ? ' (dry run)' : ''}`;
+      const controllerStatus = {
+        controllerVersion: VERSION,
+        lastRun: this.lastRun?.toISOString(),
+        lastRunAgainstSeed: this.lastRunAgainstSeed?.toISOString(),
+        message,
+        distance: 0,
+        distanceSupported: false,
+        stats,
+      };
+      const existing = await api.getMonitor(FIREWALL_NS, this.name);
+      if (!existing) {
+        const spec = (fw.spec ?? {}) as Record<string, unknown>;
+        await api.createMonitor(FIREWALL_NS, {
+          apiVersion: 'firewall.metal-stack.io/v2',
+          kind: 'FirewallMonitor',
+          metadata: { name: this.name, namespace: FIREWALL_NS },
+          conditions: [],
+          image: String(spec.image ?? ''),
+          networks: Array.isArray(spec.networks) ? spec.networks : [],
+          partition: String(spec.partition ?? ''),
+          project: String(spec.project ?? ''),
+          size: String(spec.size ?? ''),
+          controllerStatus,
+        });
+        this.log.info('created the FirewallMonitor', { namespace: FIREWALL_NS, name: this.name });
+      } else {
+        await api.patchMonitor(FIREWALL_NS, this.name, { controllerStatus });
+      }
+    } catch (err) {
+      this.log.warn('could not update the FirewallMonitor', { error: err });
+    }
+  }
+
+  /** For `status` and tests. */
+  get reports(): readonly ObjectReport[] {
+    return this.lastReports;
+  }
+
+  get firewall(): FirewallConfig | undefined {
+    return this.lastFirewall;
+  }
+}
+
+function countOutcomes(reports: readonly ObjectReport[]): Record<string, number> {
+  const out: Record<string, number> = { deployed: 0, ignored: 0, rejected: 0 };
+  for (const r of reports) out[r.outcome] = (out[r.outcome] ?? 0) + 1;
+  return out;
+}

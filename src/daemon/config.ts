@@ -1,0 +1,66 @@
+/**
+ * Daemon configuration: a YAML/JSON file, overridden by flags. Unknown keys are errors, so a typo
+ * does not silently fall back to a default.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { Mode, isMode } from '../compile/mode';
+import { Level } from '../report/log';
+
+export interface DaemonConfig {
+  seedKubeconfig: string;
+  shootKubeconfig?: string;
+  firewallName?: string;
+  firewallNamespace?: string;
+  mode?: Mode;
+  dryRun: boolean;
+  /** Apply rules in this network namespace (`ip netns exec NAME nft …`), e.g. a test lab's firewall. */
+  netns?: string;
+  logLevel: Level;
+}
+
+/** Where the upstream agent finds its seed kubeconfig on a firewall image. */
+export const DEFAULT_SEED_KUBECONFIG = '/etc/firewall-controller/.seed-kubeconfig';
+
+const STRING_KEYS = ['seedKubeconfig', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns'] as const;
+const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
+
+export class ConfigError extends Error {}
+
+export function parseConfig(raw: Record<string, unknown>, origin: string): Partial<DaemonConfig> {
+  const out: Partial<DaemonConfig> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if ((STRING_KEYS as readonly string[]).includes(k)) {
+      if (typeof v !== 'string' || v === '') throw new ConfigError(`${origin}: ${k} must be a non-empty string`);
+      (out as Record<string, unknown>)[k] = v;
+    } else if (k === 'mode') {
+      if (typeof v !== 'string' || !isMode(v)) throw new ConfigError(`${origin}: mode must be baseline, restricted or forbidden`);
+      out.mode = v;
+    } else if (k === 'dryRun') {
+      if (typeof v !== 'boolean') throw new ConfigError(`${origin}: dryRun must be true or false`);
+      out.dryRun = v;
+    } else if (k === 'logLevel') {
+      if (typeof v !== 'string' || !LEVELS.includes(v as Level)) throw new ConfigError(`${origin}: logLevel must be one of ${LEVELS.join(', ')}`);
+      out.logLevel = v as Level;
+    } else {
+      throw new ConfigError(`${origin}: ${k} is not a known setting`);
+    }
+  }
+  return out;
+}
+
+export function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): DaemonConfig {
+  let fromFile: Partial<DaemonConfig> = {};
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`${file}: ${(e as Error).message}`);
+    }
+    if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw new ConfigError(`${file}: not a mapping`);
+    fromFile = parseConfig((doc ?? {}) as Record<string, unknown>, file);
+  }
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Partial<DaemonConfig>;
+  return { seedKubeconfig: DEFAULT_SEED_KUBECONFIG, dryRun: false, logLevel: 'info', ...fromFile, ...defined };
+}

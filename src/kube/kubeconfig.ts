@@ -1,0 +1,79 @@
+/**
+ * Kubeconfigs that rotate. The file (and a token file it names) is read as text and re-read when
+ * either changes, so a rotated token or certificate is picked up without a restart. The seed
+ * namespace is the kubeconfig's current-context, as the firewall-controller-manager writes it.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+
+export interface LoadedKubeconfig {
+  readonly kc: KubeConfig;
+  /** Changes whenever anything that affects the connection changes. */
+  readonly fingerprint: string;
+  readonly currentContext: string;
+}
+
+type Obj = Record<string, unknown>;
+
+/**
+ * Builds a KubeConfig from kubeconfig text. A user's `tokenFile` is read here and inlined, so the
+ * fingerprint covers the token and a rotation is noticed like any other change.
+ */
+export async function kubeconfigFromText(text: string, baseDir: string, origin: string): Promise<LoadedKubeconfig> {
+  const doc = parse(text) as Obj;
+  if (!doc || typeof doc !== 'object') throw new Error(`${origin}: not a kubeconfig`);
+  const tokens: string[] = [];
+  for (const u of (doc.users as Obj[] | undefined) ?? []) {
+    const user = (u.user ?? {}) as Obj;
+    const file = user.tokenFile ?? user['token-file'];
+    if (typeof file === 'string' && user.token === undefined) {
+      const token = (await fs.readFile(path.resolve(baseDir, file), 'utf8')).trim();
+      user.token = token;
+      delete user.tokenFile;
+      delete user['token-file'];
+      tokens.push(token);
+    }
+  }
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: ((doc.clusters as Obj[]) ?? []).map((c) => {
+      const cl = (c.cluster ?? {}) as Obj;
+      return {
+        name: c.name,
+        server: cl.server,
+        caData: cl['certificate-authority-data'],
+        caFile: typeof cl['certificate-authority'] === 'string' ? path.resolve(baseDir, cl['certificate-authority'] as string) : undefined,
+        skipTLSVerify: cl['insecure-skip-tls-verify'] === true,
+        tlsServerName: cl['tls-server-name'],
+      };
+    }),
+    users: ((doc.users as Obj[]) ?? []).map((u) => {
+      const us = (u.user ?? {}) as Obj;
+      return {
+        name: u.name,
+        token: us.token,
+        certData: us['client-certificate-data'],
+        keyData: us['client-key-data'],
+        certFile: typeof us['client-certificate'] === 'string' ? path.resolve(baseDir, us['client-certificate'] as string) : undefined,
+        keyFile: typeof us['client-key'] === 'string' ? path.resolve(baseDir, us['client-key'] as string) : undefined,
+      };
+    }),
+    contexts: ((doc.contexts as Obj[]) ?? []).map((c) => {
+      const ctx = (c.context ?? {}) as Obj;
+      return { name: c.name, cluster: ctx.cluster, user: ctx.user, namespace: ctx.namespace };
+    }),
+    currentContext: doc['current-context'],
+  } as Parameters<KubeConfig['loadFromOptions']>[0]);
+  const currentContext = kc.getCurrentContext();
+  if (!currentContext || !kc.getCurrentCluster()) throw new Error(`${origin}: no current-context with a cluster`);
+  const fingerprint = createHash('sha256').update(text).update('\0').update(tokens.join('\0')).digest('hex');
+  return { kc, fingerprint, currentContext };
+}
+
+export async function loadKubeconfigFile(file: string): Promise<LoadedKubeconfig> {
+  const text = await fs.readFile(file, 'utf8');
+  return kubeconfigFromText(text, path.dirname(path.resolve(file)), file);
+}
