@@ -10,7 +10,9 @@
 #        CONTROLPLANE_REBUILD=1  rebuild even if the binaries exist
 set -euo pipefail
 
-K8S_VERSION=v1.37.2   # k8s.io/kubernetes; needs go >= 1.26.0
+# k8s.io/kubernetes v1.36.3 needs go >= 1.26.0 and uses the etcd v3.6 client. (v1.37.2's go.mod is
+# on the proxy but its module zip is refused with 403 "not available", so it cannot be built here.)
+K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16  # go.etcd.io/etcd/server/v3; needs go >= 1.26.0
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
@@ -20,6 +22,21 @@ CACHE_ROOT=${FIREWALL_AGENT_CACHE:-${HOME:?}/.cache/firewall-agent}
 BASE_DIR="$CACHE_ROOT/controlplane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 BIN_DIR="$BASE_DIR/bin"
 WORK_DIR="$BASE_DIR/work"
+
+# go mod download -json <module@version>: downloads it into the module cache and prints the path of
+# its go.mod file; on failure shows go's error and exits.
+download_gomod() {
+  local json rc=0 gomod
+  json=$(go mod download -json "$1") || rc=$?
+  if ((rc != 0)); then
+    log "go mod download $1 failed:"
+    printf '%s\n' "$json" >&2
+    exit 1
+  fi
+  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")
+  [[ -n $gomod && -f $gomod ]] || die "could not locate the go.mod of $1"
+  echo "$gomod"
+}
 
 have_binaries() { [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/etcd" ]]; }
 
@@ -52,7 +69,7 @@ GO_VERSION=$(go env GOVERSION)
 log "using $GO_VERSION, module cache $(go env GOMODCACHE)"
 
 IFS=. read -r k8s_major k8s_minor k8s_patch <<<"${K8S_VERSION#v}"
-STAGING_VERSION="v0.$k8s_minor.$k8s_patch"   # the staging modules' release, e.g. v0.37.2
+STAGING_VERSION="v0.$k8s_minor.$k8s_patch"   # the staging modules' release, e.g. v0.36.3
 
 TMP_OUT=$(mktemp -d "$BASE_DIR/.out.XXXXXX")   # same filesystem as BIN_DIR, so mv is atomic
 trap 'rm -rf "$TMP_OUT"' EXIT
@@ -69,9 +86,7 @@ build_kube_apiserver() {
   cd "$dir"
 
   log "fetching k8s.io/kubernetes@$K8S_VERSION (large download on first run)"
-  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [[ -n $gomod && -f $gomod ]] || die "could not locate go.mod of k8s.io/kubernetes@$K8S_VERSION"
+  gomod=$(download_gomod "k8s.io/kubernetes@$K8S_VERSION")
 
   # Every k8s.io/* module that kubernetes' own go.mod replaces with ./staging/src/...
   staging=$(sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/.*#\2#p' "$gomod" | sort -u)
@@ -122,9 +137,7 @@ build_etcd() {
   mkdir -p "$dir"
   cd "$dir"
 
-  gomod=$(go mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [[ -n $gomod && -f $gomod ]] || die "could not locate go.mod of go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  gomod=$(download_gomod "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
 
   {
     echo "module firewall-agent.local/controlplane/etcd"

@@ -27,6 +27,7 @@ export interface Target {
   timeoutMs?: number;
   hold?: { durationMs: number; intervalMs: number };
   bulk?: { bytes: number; durationMs: number };
+  retry?: { everyMs: number; forMs: number };
 }
 
 export interface ProbeResult {

@@ -58,6 +58,17 @@ function udp(t) {
   });
 }
 
-Promise.all(targets.map((t) => (t.proto === 'udp' ? udp(t) : tcp(t)))).then((r) => {
+// A target with "retry" tries again every everyMs until it succeeds or forMs has passed.
+async function attempt(t) {
+  if (!t.retry) return t.proto === 'udp' ? udp(t) : tcp(t);
+  const until = Date.now() + t.retry.forMs;
+  for (;;) {
+    const r = await (t.proto === 'udp' ? udp(t) : tcp(t));
+    if (r.ok || Date.now() > until) return r;
+    await new Promise((res) => setTimeout(res, t.retry.everyMs));
+  }
+}
+
+Promise.all(targets.map(attempt)).then((r) => {
   process.stdout.write(JSON.stringify(r));
 });

@@ -1,0 +1,74 @@
+/**
+ * The least rights the agent needs, as RBAC objects (`firewall-agent rbac` prints them):
+ * - seed: read its Firewall and the two shoot-access secrets in the shoot's namespace; nothing else,
+ *   and no write of any kind;
+ * - shoot: watch policies and Services, write policy status, record events, manage its
+ *   FirewallMonitor in namespace `firewall`.
+ */
+
+export interface Subject {
+  readonly kind: 'ServiceAccount' | 'User';
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+type Obj = Record<string, unknown>;
+
+function subjects(s: Subject): Obj[] {
+  return [s.kind === 'ServiceAccount' ? { kind: s.kind, name: s.name, namespace: s.namespace } : { kind: s.kind, name: s.name, apiGroup: 'rbac.authorization.k8s.io' }];
+}
+
+export function seedRbac(opts: { namespace: string; subject: Subject; secretNames?: readonly string[] }): Obj[] {
+  const name = 'firewall-agent';
+  const rules: Obj[] = [{ apiGroups: ['firewall.metal-stack.io'], resources: ['firewalls'], verbs: ['get', 'list', 'watch'] }];
+  if (opts.secretNames && opts.secretNames.length > 0) {
+    rules.push({ apiGroups: [''], resources: ['secrets'], resourceNames: [...opts.secretNames], verbs: ['get'] });
+  }
+  return [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: opts.namespace }, rules },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace: opts.namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: subjects(opts.subject),
+    },
+  ];
+}
+
+export function shootRbac(opts: { subject: Subject }): Obj[] {
+  const name = 'firewall-agent';
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name },
+      rules: [
+        { apiGroups: ['metal-stack.io'], resources: ['clusterwidenetworkpolicies'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['metal-stack.io'], resources: ['clusterwidenetworkpolicies/status'], verbs: ['get', 'update', 'patch'] },
+        { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: subjects(opts.subject),
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name, namespace: 'firewall' },
+      rules: [{ apiGroups: ['firewall.metal-stack.io'], resources: ['firewallmonitors'], verbs: ['get', 'create', 'update', 'patch'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace: 'firewall' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: subjects(opts.subject),
+    },
+  ];
+}

@@ -1,0 +1,79 @@
+/** The agent as a real process (`firewall-agent run`), with its JSON log lines collected. */
+import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from '../helpers';
+import { eventually } from './rest';
+
+export type LogLine = Record<string, unknown> & { msg: string; level: string };
+
+export class AgentProcess {
+  readonly logs: LogLine[] = [];
+  private readonly child: ChildProcess;
+  private stderr = '';
+
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ msg: line, level: 'raw' });
+        }
+      }
+    });
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    process.on('exit', () => this.child.kill('SIGKILL'));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Resident memory in MiB, from /proc. */
+  rssMiB(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+  }
+
+  waitForLog(what: string | RegExp, timeoutMs = 30_000, after = 0): Promise<LogLine> {
+    return eventually(
+      `agent log ${String(what)}`,
+      async () => {
+        if (this.exited) throw new Error(`agent exited: ${this.stderr}\n${this.dump()}`);
+        return this.logs.slice(after).find((l) => (typeof what === 'string' ? l.msg === what : what.test(l.msg)));
+      },
+      timeoutMs,
+      50,
+    );
+  }
+
+  dump(last = 40): string {
+    return this.logs
+      .slice(-last)
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.exited) return this.child.exitCode;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      this.child.once('exit', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+      this.child.kill('SIGTERM');
+    });
+  }
+}
