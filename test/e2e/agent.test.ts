@@ -206,6 +206,29 @@ test('the FirewallMonitor is created and kept up to date with counters', async (
   expect(((status.stats as Json).devices as Json).external).toEqual({ in: expect.any(Number), out: expect.any(Number) });
 });
 
+test('drift in the kernel is repaired within spec.interval', async () => {
+  await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { interval: '2s' } });
+  await new Promise((r) => setTimeout(r, 1000));
+  await lab.run('fw', ['nft', 'delete table inet firewall']);
+  const t0 = Date.now();
+  await until('table restored', async () => ((await lab.nft.listTable('inet', 'firewall')) ?? '').includes('vmap @egress_ports_v4'), 15_000);
+  console.log(`drift repaired after ${Date.now() - t0} ms`);
+  expect(await allowed(22)).toBe(false);
+  expect(await allowed(443)).toBe(true);
+  expect(agent.logs.some((l) => l.msg === 'the kernel no longer holds the applied ruleset; repairing')).toBe(true);
+});
+
+test('spec.dryRun renders and checks but never changes the kernel', async () => {
+  await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { dryRun: true } });
+  const mark = agent.logs.length;
+  await shoot.admin.post(CWNPS, policy('during-dry-run', 8010, '203.0.113.10/32'));
+  await agent.waitForLog('dry run: ruleset rendered and checked, not applied', 15_000, mark);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(await allowed(8010)).toBe(false);
+  await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { dryRun: false } });
+  await until('applied once dry run is off', () => allowed(8010));
+});
+
 test('a rotated shoot token is picked up without a restart', async () => {
   const newToken = await boundToken(shoot.admin, 'firewall', 'firewall-agent', 'agent-token-2');
   const mark = agent.logs.length;
@@ -291,4 +314,13 @@ test('shoot access can come from the Firewall status, through the seed secrets',
   await agent.waitForLog('connecting to the shoot', 30_000);
   await shoot.admin.post(CWNPS, policy('via-shoot-access', 8005, '203.0.113.10/32'));
   await until('policy enforced with shoot access from the seed', () => allowed(8005), 30_000);
+
+  // rotation through the seed secret: a new token is written, the old one revoked
+  const rotated = await boundToken(shoot.admin, 'firewall', 'firewall-agent', 'agent-token-4');
+  const mark = agent.logs.length;
+  await seed.admin.patch(`/api/v1/namespaces/${SEED_NS}/secrets/shoot-access-firewall-agent`, { data: { token: b64(rotated) } });
+  await agent.waitForLog('shoot credentials changed; reconnecting', 15_000, mark);
+  await shoot.admin.delete('/api/v1/namespaces/firewall/secrets/agent-token-3');
+  await shoot.admin.delete(`${CWNPS}/via-shoot-access`);
+  await until('deletion followed with the rotated token', async () => !(await allowed(8005)), 30_000);
 });
