@@ -16,6 +16,7 @@ import { Agent } from './daemon/agent';
 import { DEFAULT_SEED_KUBECONFIG, DaemonConfig, loadConfig } from './daemon/config';
 import { jsonLogger } from './report/log';
 import { CRDS } from './kube/crds';
+import { seedRbac, shootRbac } from './kube/rbac';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -146,6 +147,28 @@ export function program(): Command {
         } else {
           process.stdout.write(Object.values(CRDS).map((d) => stringify(d)).join('---\n'));
         }
+        return EXIT_OK;
+      }),
+    );
+
+  prog
+    .command('rbac')
+    .description('print the least-privilege RBAC objects for the seed or the shoot (multi-document YAML)')
+    .addOption(new Option('--cluster <cluster>', 'seed or shoot').choices(['seed', 'shoot']).makeOptionMandatory())
+    .option('--namespace <ns>', 'seed: the shoot namespace holding the Firewall')
+    .option('--user <name>', 'bind to this user instead of a ServiceAccount')
+    .option('--service-account <ns/name>', 'bind to this ServiceAccount', 'firewall/firewall-agent')
+    .option('--secret <name>', 'seed: a shoot-access secret the agent may read (repeatable)', collect, [])
+    .action((opts: { cluster: 'seed' | 'shoot'; namespace?: string; user?: string; serviceAccount: string; secret: string[] }) =>
+      guarded(async () => {
+        const [saNs, saName] = opts.serviceAccount.split('/');
+        const subject = opts.user
+          ? ({ kind: 'User', name: opts.user } as const)
+          : ({ kind: 'ServiceAccount', name: saName ?? 'firewall-agent', namespace: saNs } as const);
+        if (opts.cluster === 'seed' && !opts.namespace) throw new InputError('rbac --cluster seed needs --namespace');
+        const objs =
+          opts.cluster === 'seed' ? seedRbac({ namespace: opts.namespace!, subject, secretNames: opts.secret }) : shootRbac({ subject });
+        process.stdout.write(objs.map((o) => stringify(o)).join('---\n'));
         return EXIT_OK;
       }),
     );
