@@ -13,7 +13,7 @@ import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 import { Agent } from './daemon/agent';
-import { DEFAULT_SEED_KUBECONFIG, DaemonConfig, loadConfig } from './daemon/config';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig } from './daemon/config';
 import { jsonLogger } from './report/log';
 import { CRDS } from './kube/crds';
 import { seedRbac, shootRbac } from './kube/rbac';
@@ -183,6 +183,9 @@ export function program(): Command {
     .option('--firewall-namespace <ns>', "seed namespace (default: the seed kubeconfig's current-context)")
     .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode))
     .option('--netns <name>', 'apply rules in this network namespace')
+    .option('--state-dir <dir>', `applied rulesets, last-known-good, boot drop ruleset (default ${DEFAULT_STATE_DIR})`)
+    .option('--restore-last-known-good', 'at start, load the last-known-good ruleset instead of dropping until connected')
+    .option('--metrics-address <host:port>', `Prometheus /metrics, /healthz, /readyz, /status (default ${DEFAULT_METRICS_ADDRESS}; "" disables)`)
     .option('--dry-run', 'render and check, never change the kernel')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config: DaemonConfig;
@@ -194,6 +197,9 @@ export function program(): Command {
           firewallNamespace: opts.firewallNamespace as string | undefined,
           mode: opts.mode as Mode | undefined,
           netns: opts.netns as string | undefined,
+          stateDir: opts.stateDir as string | undefined,
+          restoreLastKnownGood: opts.restoreLastKnownGood === true ? true : undefined,
+          metricsAddress: opts.metricsAddress as string | undefined,
           dryRun: opts.dryRun === true ? true : undefined,
         });
       } catch (e) {

@@ -119,6 +119,7 @@ build_kube_apiserver() {
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION"
     ldflags+=" -X $pkg.gitMajor=$k8s_major"
     ldflags+=" -X $pkg.gitMinor=$k8s_minor"
+    ldflags+=" -X $pkg.gitCommit="
     ldflags+=" -X $pkg.gitTreeState=archive"
     ldflags+=" -X $pkg.buildDate=$build_date"
   done

@@ -13,7 +13,8 @@ import { parsePolicy, PolicyResult } from '../model/cwnp';
 import { parseService } from '../model/service';
 import { Applier } from '../nft/applier';
 import { renderTransaction } from '../nft/render';
-import { Nft, canonicalListing } from '../nft/runner';
+import { Nft } from '../nft/runner';
+import { FILES, StateStore } from './store';
 import { deviceStats, parseTableStats, rulesByAction } from '../nft/stats';
 import { SeedApi, ShootApi, Unstructured } from '../kube/api';
 import { LoadedKubeconfig, loadKubeconfigFile } from '../kube/kubeconfig';
@@ -37,6 +38,10 @@ export interface AgentOptions {
   readonly debounceMs?: number;
   readonly resyncMs?: number;
   readonly pollMs?: number;
+  /** Where applied rulesets and the boot drop ruleset are kept; nothing is persisted without it. */
+  readonly stateDir?: string;
+  /** At start, load the last-known-good ruleset instead of the drop ruleset (default: drop). */
+  readonly restoreLastKnownGood?: boolean;
 }
 
 export type AgentState = 'disconnected' | 'connected';
@@ -49,6 +54,7 @@ const RETRY_MAX_MS = 60_000;
 export class Agent {
   private readonly log: Logger;
   private readonly applier: Applier;
+  private readonly store: StateStore | undefined;
   private readonly name: string;
   private state: AgentState = 'disconnected';
   private stale = false;
@@ -79,6 +85,7 @@ export class Agent {
     this.log = opts.log;
     this.name = opts.firewallName ?? hostname();
     this.applier = new Applier(opts.nft, { family: 'inet', name: TABLE_NAME }, opts.dryRun ?? false);
+    this.store = opts.stateDir ? new StateStore(opts.stateDir) : undefined;
     const resyncMs = opts.resyncMs ?? 5 * 60_000;
     const onChange = (): void => this.schedule();
     const onHealth = (h: WatchHealth): void => this.onHealth(h);
@@ -123,7 +130,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.log.info('starting', { firewall: this.name, version: VERSION, dryRun: this.opts.dryRun ?? false });
-    await this.enterDisconnected();
+    await this.startupRuleset();
     await this.refreshSeed();
     await this.refreshShoot();
     const poll = setInterval(() => void this.pollCredentials(), this.opts.pollMs ?? 2000);
@@ -156,24 +163,58 @@ export class Agent {
     }
   }
 
-  private async enterDisconnected(): Promise<void> {
-    const text = renderTransaction([disconnectedTable()]);
+  /**
+   * What the kernel holds until the agent has connected: the ruleset applied before a restart if
+   * the kernel still holds exactly that (no flap), else the last-known-good when asked for, else
+   * the disconnected (drop) ruleset.
+   */
+  private async startupRuleset(): Promise<void> {
+    const disconnected = disconnectedTable();
     if (this.opts.dryRun) {
       this.log.info('dry run: not loading the disconnected ruleset');
       return;
     }
     try {
-      const current = await this.applier.current();
-      if (current !== undefined && current === (await canonicalListing(text, 'inet', TABLE_NAME))) {
-        this.log.info('the disconnected ruleset is already loaded');
-        return;
+      if (this.store) {
+        await this.store.init();
+        if (await this.store.saveBoot(renderTransaction([disconnected]))) {
+          this.log.info('wrote the boot drop ruleset', { file: `${this.store.dir}/${FILES.boot}` });
+        }
+        const persisted = await this.store.load();
+        const current = await this.applier.current();
+        if (persisted && current !== undefined && current === persisted.listing) {
+          this.applier.adopt(persisted.baseHash, { text: (await this.store.read(FILES.applied)) ?? '', listing: persisted.listing });
+          this.log.info('the kernel holds the ruleset applied before the restart; keeping it', {
+            appliedAt: persisted.appliedAt,
+            state: persisted.state,
+          });
+          return;
+        }
+        const lkg = this.opts.restoreLastKnownGood ? await this.store.read(FILES.lastKnownGood) : undefined;
+        if (lkg) {
+          await this.applier.applyText(lkg);
+          this.log.info('restored the last-known-good ruleset (--restore-last-known-good)');
+          return;
+        }
       }
-      await this.applier.apply(text);
+      if ((await this.applier.apply(disconnected, { relaxLegacy: false })) === 'applied') {
+        await this.persist('disconnected');
+      }
       this.log.info('applied the disconnected ruleset: forwarding only established flows until connected');
     } catch (err) {
       // Not fatal for the process: whatever the kernel holds stays; the boot unit's drop ruleset is the floor.
       this.lastError = errorMessage(err);
-      this.log.error('could not apply the disconnected ruleset', { error: err });
+      this.log.error('could not apply the startup ruleset', { error: err });
+    }
+  }
+
+  private async persist(state: 'disconnected' | 'connected'): Promise<void> {
+    const last = this.applier.last;
+    if (!this.store || !last) return;
+    try {
+      await this.store.saveApplied(state, last.text, last.listing, last.baseHash);
+    } catch (err) {
+      this.log.error('could not persist the applied ruleset', { dir: this.store.dir, error: err });
     }
   }
 
@@ -336,10 +377,11 @@ export class Agent {
 
     const started = Date.now();
     try {
-      const result = await this.applier.apply(text);
+      const result = await this.applier.apply(compiled.table, { relaxLegacy: true });
       this.retryMs = RETRY_MIN_MS;
       this.lastError = undefined;
       if (result === 'applied') {
+        await this.persist('connected');
         const counts = countOutcomes(compiled.reports);
         this.log.info('applied ruleset', { mode, ms: Date.now() - started, bytes: text.length, ...counts, previousState: this.state });
       }

@@ -17,12 +17,21 @@ export interface DaemonConfig {
   /** Apply rules in this network namespace (`ip netns exec NAME nft …`), e.g. a test lab's firewall. */
   netns?: string;
   logLevel: Level;
+  /** Applied rulesets, last-known-good and the boot drop ruleset live here. */
+  stateDir: string;
+  /** At start, load the last-known-good ruleset instead of the drop ruleset. */
+  restoreLastKnownGood: boolean;
+  /** host:port for /metrics, /healthz, /readyz and /status; empty to disable. */
+  metricsAddress: string;
 }
 
 /** Where the upstream agent finds its seed kubeconfig on a firewall image. */
 export const DEFAULT_SEED_KUBECONFIG = '/etc/firewall-controller/.seed-kubeconfig';
+export const DEFAULT_STATE_DIR = '/var/lib/firewall-agent';
+/** Loopback only by default; set 0.0.0.0:9638 (and open the port) to let Prometheus scrape remotely. */
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9638';
 
-const STRING_KEYS = ['seedKubeconfig', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns'] as const;
+const STRING_KEYS = ['seedKubeconfig', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir'] as const;
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
 
 export class ConfigError extends Error {}
@@ -36,9 +45,14 @@ export function parseConfig(raw: Record<string, unknown>, origin: string): Parti
     } else if (k === 'mode') {
       if (typeof v !== 'string' || !isMode(v)) throw new ConfigError(`${origin}: mode must be baseline, restricted or forbidden`);
       out.mode = v;
-    } else if (k === 'dryRun') {
-      if (typeof v !== 'boolean') throw new ConfigError(`${origin}: dryRun must be true or false`);
-      out.dryRun = v;
+    } else if (k === 'dryRun' || k === 'restoreLastKnownGood') {
+      if (typeof v !== 'boolean') throw new ConfigError(`${origin}: ${k} must be true or false`);
+      out[k] = v;
+    } else if (k === 'metricsAddress') {
+      if (typeof v !== 'string' || (v !== '' && parseHostPort(v) === undefined)) {
+        throw new ConfigError(`${origin}: metricsAddress must be host:port (or empty to disable)`);
+      }
+      out.metricsAddress = v;
     } else if (k === 'logLevel') {
       if (typeof v !== 'string' || !LEVELS.includes(v as Level)) throw new ConfigError(`${origin}: logLevel must be one of ${LEVELS.join(', ')}`);
       out.logLevel = v as Level;
@@ -62,5 +76,27 @@ export function loadConfig(file: string | undefined, flags: Partial<DaemonConfig
     fromFile = parseConfig((doc ?? {}) as Record<string, unknown>, file);
   }
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Partial<DaemonConfig>;
-  return { seedKubeconfig: DEFAULT_SEED_KUBECONFIG, dryRun: false, logLevel: 'info', ...fromFile, ...defined };
+  const config: DaemonConfig = {
+    seedKubeconfig: DEFAULT_SEED_KUBECONFIG,
+    dryRun: false,
+    logLevel: 'info',
+    stateDir: DEFAULT_STATE_DIR,
+    restoreLastKnownGood: false,
+    metricsAddress: DEFAULT_METRICS_ADDRESS,
+    ...fromFile,
+    ...defined,
+  };
+  if (config.metricsAddress !== '' && parseHostPort(config.metricsAddress) === undefined) {
+    throw new ConfigError(`--metrics-address ${config.metricsAddress}: must be host:port (or empty to disable)`);
+  }
+  return config;
+}
+
+/** `127.0.0.1:9638`, `[::1]:9638`, `0.0.0.0:9638`. */
+export function parseHostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }

@@ -4,8 +4,38 @@
  * the old table or the new one, never a mix. It never contains `flush ruleset` and never names a
  * table it does not own.
  */
-import { NftChain, NftMap, NftSet, NftTable } from './ruleset';
+import { CounterValue, NftChain, NftMap, NftSet, NftTable } from './ruleset';
 import { identifier } from './syntax';
+
+/**
+ * Counter values to carry into a new transaction, so counters stay monotonic although the table is
+ * redefined: named counters by name, rule counters by chain and comment.
+ */
+export interface CounterCarry {
+  readonly named: Readonly<Record<string, CounterValue>>;
+  readonly rules: ReadonlyMap<string, CounterValue>;
+}
+
+export function ruleKey(chain: string, comment: string): string {
+  return `${chain}\u0000${comment}`;
+}
+
+export interface RenderOptions {
+  readonly counters?: CounterCarry;
+  /** Statements appended after the table definitions, in the same transaction. */
+  readonly after?: readonly string[];
+}
+
+const COMMENT_AT_END = /comment "([^"]*)"$/;
+const ANONYMOUS_COUNTER = /\bcounter(?! name)(?! packets)/;
+
+function withCounterValues(chain: string, rule: string, carry: CounterCarry | undefined): string {
+  if (!carry || !ANONYMOUS_COUNTER.test(rule)) return rule;
+  const m = COMMENT_AT_END.exec(rule);
+  const v = m ? carry.rules.get(ruleKey(chain, m[1]!)) : undefined;
+  if (!v) return rule;
+  return rule.replace(ANONYMOUS_COUNTER, `counter packets ${Math.trunc(v.packets)} bytes ${Math.trunc(v.bytes)}`);
+}
 
 const INDENT = '\t';
 
@@ -35,42 +65,48 @@ function renderMap(m: NftMap): string[] {
   return lines;
 }
 
-function renderChain(c: NftChain): string[] {
+function renderChain(c: NftChain, carry?: CounterCarry): string[] {
   const i2 = INDENT + INDENT;
   const lines = [`${INDENT}chain ${identifier(c.name)} {`];
   if (c.base) {
     lines.push(`${i2}type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy ${c.base.policy};`);
   }
-  for (const r of c.rules) lines.push(`${i2}${r}`);
+  for (const r of c.rules) lines.push(`${i2}${withCounterValues(c.name, r, carry)}`);
   lines.push(`${INDENT}}`);
   return lines;
 }
 
-export function renderTable(t: NftTable): string {
+export function renderTable(t: NftTable, carry?: CounterCarry): string {
   const name = `${t.family} ${identifier(t.name)}`;
   const lines: string[] = [`table ${name} {`];
   const append = (more: string[]): void => {
     for (const l of more) lines.push(l);
   };
   for (const s of t.sets) append(renderSet(s));
-  for (const c of t.counters) lines.push(`${INDENT}counter ${identifier(c)} {`, `${INDENT}}`);
+  for (const c of t.counters) {
+    const v = carry?.named[c];
+    lines.push(`${INDENT}counter ${identifier(c)} {`);
+    if (v) lines.push(`${INDENT}${INDENT}packets ${Math.trunc(v.packets)} bytes ${Math.trunc(v.bytes)}`);
+    lines.push(`${INDENT}}`);
+  }
   // Regular chains before the maps whose verdicts jump to them, base chains last.
   const regular = t.chains.filter((c) => !c.base);
   const base = t.chains.filter((c) => c.base);
-  for (const c of regular) append(renderChain(c));
+  for (const c of regular) append(renderChain(c, carry));
   for (const m of t.maps) append(renderMap(m));
-  for (const c of base) append(renderChain(c));
+  for (const c of base) append(renderChain(c, carry));
   lines.push('}');
   return lines.join('\n');
 }
 
 /** The full transaction replacing `tables` (and only those). */
-export function renderTransaction(tables: readonly NftTable[]): string {
+export function renderTransaction(tables: readonly NftTable[], opts: RenderOptions = {}): string {
   const out: string[] = [];
   for (const t of tables) {
     const name = `${t.family} ${identifier(t.name)}`;
     out.push(`add table ${name}`, `delete table ${name}`);
   }
-  for (const t of tables) out.push(renderTable(t));
+  for (const t of tables) out.push(renderTable(t, opts.counters));
+  for (const a of opts.after ?? []) out.push(a);
   return `${out.join('\n')}\n`;
 }

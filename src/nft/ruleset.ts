@@ -47,3 +47,8 @@ export interface NftTable {
   /** Regular chains (targets of verdict maps) first, base chains after. */
   readonly chains: readonly NftChain[];
 }
+
+export interface CounterValue {
+  readonly packets: number;
+  readonly bytes: number;
+}

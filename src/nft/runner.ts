@@ -40,13 +40,21 @@ export class NftError extends Error {
   }
 }
 
+export interface ListOptions {
+  /** Without counter values (`-s`). */
+  readonly stateless?: boolean;
+  readonly json?: boolean;
+  /** Without set and map elements (`-t`): cheap even for huge tables. */
+  readonly terse?: boolean;
+}
+
 export interface Nft {
   /** Validates the transaction in the kernel without committing it (`nft -c -f -`). */
   check(text: string): Promise<void>;
   /** Applies the transaction atomically (`nft -f -`). */
   apply(text: string): Promise<void>;
   /** `nft [-s] list table FAMILY NAME`, or undefined when the table does not exist. */
-  listTable(family: string, name: string, opts?: { stateless?: boolean; json?: boolean }): Promise<string | undefined>;
+  listTable(family: string, name: string, opts?: ListOptions): Promise<string | undefined>;
 }
 
 export class NftCli implements Nft {
@@ -69,8 +77,8 @@ export class NftCli implements Nft {
     if (r.code !== 0) throw new NftError('apply', r);
   }
 
-  async listTable(family: string, name: string, opts: { stateless?: boolean; json?: boolean } = {}): Promise<string | undefined> {
-    const flags = [...(opts.json ? ['-j'] : []), ...(opts.stateless ? ['-s'] : [])];
+  async listTable(family: string, name: string, opts: ListOptions = {}): Promise<string | undefined> {
+    const flags = [...(opts.json ? ['-j'] : []), ...(opts.stateless ? ['-s'] : []), ...(opts.terse ? ['-t'] : [])];
     const r = await exec(this.argv([...flags, 'list', 'table', family, name]));
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr.split('\n')[0] ?? '')) return undefined;

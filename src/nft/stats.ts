@@ -3,10 +3,10 @@
  * its action and values. Pure: takes the JSON text.
  */
 
-export interface CounterValue {
-  readonly packets: number;
-  readonly bytes: number;
-}
+import { CounterCarry, ruleKey } from './render';
+import { CounterValue } from './ruleset';
+
+export type { CounterValue };
 
 export type RuleAction = 'accept' | 'drop' | 'other';
 
@@ -68,4 +68,11 @@ export function deviceStats(stats: TableStats): Record<string, { in: number; out
     internal: { in: b('internal_in'), out: b('internal_out') },
     external: { in: b('external_in'), out: b('external_out') },
   };
+}
+
+/** The values to carry into the next transaction (see CounterCarry). */
+export function counterCarry(stats: TableStats): CounterCarry {
+  const rules = new Map<string, CounterValue>();
+  for (const r of stats.rules) rules.set(ruleKey(r.chain, r.comment), { packets: r.packets, bytes: r.bytes });
+  return { named: stats.counters, rules };
 }

@@ -97,6 +97,10 @@ beforeAll(async () => {
     FW_NAME,
     '--netns',
     lab.ns.fw,
+    '--state-dir',
+    path.join(dir, 'state'),
+    '--metrics-address',
+    '',
   ]);
 });
 
@@ -310,7 +314,20 @@ test('shoot access can come from the Firewall status, through the seed secrets',
     tokenSecretName: 'shoot-access-firewall-agent',
   };
   await createFirewall(fw);
-  agent = new AgentProcess(['--seed-kubeconfig', path.join(dir, 'seed.kubeconfig'), '--firewall-name', FW_NAME, '--netns', lab.ns.fw]);
+  agent = new AgentProcess([
+    '--seed-kubeconfig',
+    path.join(dir, 'seed.kubeconfig'),
+    '--firewall-name',
+    FW_NAME,
+    '--netns',
+    lab.ns.fw,
+    '--state-dir',
+    path.join(dir, 'state'),
+    '--metrics-address',
+    '',
+  ]);
+  // a restart with the kernel still holding what was applied keeps it: no drop in between
+  await agent.waitForLog('the kernel holds the ruleset applied before the restart; keeping it', 15_000);
   await agent.waitForLog('connecting to the shoot', 30_000);
   await shoot.admin.post(CWNPS, policy('via-shoot-access', 8005, '203.0.113.10/32'));
   await until('policy enforced with shoot access from the seed', () => allowed(8005), 30_000);
