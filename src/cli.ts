@@ -13,7 +13,9 @@ import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 import { Agent } from './daemon/agent';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig } from './daemon/config';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort } from './daemon/config';
+import { Notifier } from './report/notify';
+import { formatStatus } from './report/summary';
 import { jsonLogger } from './report/log';
 import { CRDS } from './kube/crds';
 import { seedRbac, shootRbac } from './kube/rbac';
@@ -137,6 +139,30 @@ export function program(): Command {
     );
 
   prog
+    .command('status')
+    .description('a readable summary of the running agent (state, mode, last apply, policies, top counters)')
+    .option('--address <host:port>', 'where the agent serves /status and /metrics', DEFAULT_METRICS_ADDRESS)
+    .option('--json', 'print the raw status JSON')
+    .action((opts: { address: string; json?: boolean }) =>
+      guarded(async () => {
+        const hp = parseHostPort(opts.address);
+        if (!hp) throw new InputError(`--address ${opts.address}: must be host:port`);
+        const base = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+        let status: Record<string, unknown>;
+        let metrics: string;
+        try {
+          status = (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
+          metrics = await (await fetch(`${base}/metrics`)).text();
+        } catch (e) {
+          err(`status: the agent does not answer on ${opts.address} (${(e as Error).message}); is firewall-agent.service running?`);
+          return EXIT_NOT_DEPLOYED;
+        }
+        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, metrics));
+        return EXIT_OK;
+      }),
+    );
+
+  prog
     .command('crds')
     .description("print the agent's CustomResourceDefinitions (multi-document YAML), or write one file each")
     .option('--dir <dir>', 'write one file per CRD into this directory')
@@ -212,6 +238,8 @@ export function program(): Command {
         ...config,
         nft: new NftCli(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
         log,
+        http: config.metricsAddress ? parseHostPort(config.metricsAddress) : undefined,
+        notifier: new Notifier(),
       });
       const shutdown = (signal: string): void => {
         log.info('signal received; stopping', { signal });

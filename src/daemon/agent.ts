@@ -15,6 +15,10 @@ import { Applier } from '../nft/applier';
 import { renderTransaction } from '../nft/render';
 import { Nft } from '../nft/runner';
 import { FILES, StateStore } from './store';
+import { AgentMetrics, cached } from '../report/metrics';
+import { startHttp } from '../report/http';
+import { Notifier } from '../report/notify';
+import type { Server } from 'node:http';
 import { deviceStats, parseTableStats, rulesByAction } from '../nft/stats';
 import { SeedApi, ShootApi, Unstructured } from '../kube/api';
 import { LoadedKubeconfig, loadKubeconfigFile } from '../kube/kubeconfig';
@@ -42,6 +46,9 @@ export interface AgentOptions {
   readonly stateDir?: string;
   /** At start, load the last-known-good ruleset instead of the drop ruleset (default: drop). */
   readonly restoreLastKnownGood?: boolean;
+  /** Serve /metrics, /healthz, /readyz and /status here. */
+  readonly http?: { readonly host: string; readonly port: number };
+  readonly notifier?: Notifier;
 }
 
 export type AgentState = 'disconnected' | 'connected';
@@ -80,12 +87,26 @@ export class Agent {
   private readonly emitted = new Map<string, string>();
   private readonly written = new Map<string, { json: string; at: number }>();
   private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  readonly metrics: AgentMetrics;
+  private server: Server | undefined;
+  private lastBeat = Date.now();
+  private reconcileStarted = 0;
+  private lastApplyAt: Date | undefined;
+  private mode: Mode | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log;
     this.name = opts.firewallName ?? hostname();
     this.applier = new Applier(opts.nft, { family: 'inet', name: TABLE_NAME }, opts.dryRun ?? false);
     this.store = opts.stateDir ? new StateStore(opts.stateDir) : undefined;
+    const readStats = cached(2000, async () => {
+      const json = await opts.nft.listTable('inet', TABLE_NAME, { json: true, terse: true });
+      return json ? parseTableStats(json) : undefined;
+    });
+    this.metrics = new AgentMetrics({
+      stats: readStats,
+      snapshot: () => ({ state: this.state, stale: this.stale, policies: countOutcomes(this.lastReports), watches: this.status.watches }),
+    });
     const resyncMs = opts.resyncMs ?? 5 * 60_000;
     const onChange = (): void => this.schedule();
     const onHealth = (h: WatchHealth): void => this.onHealth(h);
@@ -128,9 +149,64 @@ export class Agent {
     };
   }
 
+  /** Process alive and its loop not stuck (a reconcile hanging for minutes counts as stuck). */
+  healthy(): boolean {
+    const now = Date.now();
+    return now - this.lastBeat < 10_000 && !(this.running && now - this.reconcileStarted > 5 * 60_000);
+  }
+
+  /** The full ruleset is applied and all sources are synced. */
+  ready(): boolean {
+    return this.state === 'connected' && !this.stale && this.synced();
+  }
+
+  statusLine(): string {
+    const counts = countOutcomes(this.lastReports);
+    const state = this.state === 'connected' && this.stale ? 'connected, stale (lost contact)' : this.state;
+    return `${state}${this.mode ? ` (${this.mode})` : ''}; ${counts.deployed} deployed, ${counts.ignored} ignored, ${counts.rejected} rejected${
+      this.lastError ? `; error: ${this.lastError}` : ''
+    }`;
+  }
+
+  /** What `firewall-agent status` shows. */
+  summary(): Record<string, unknown> {
+    return {
+      firewall: this.name,
+      namespace: this.seed?.namespace,
+      state: this.state,
+      stale: this.stale,
+      mode: this.mode,
+      dryRun: this.opts.dryRun ?? false,
+      lastApply: this.lastApplyAt?.toISOString(),
+      lastRun: this.lastRun?.toISOString(),
+      lastRunAgainstSeed: this.lastRunAgainstSeed?.toISOString(),
+      lastError: this.lastError,
+      policies: countOutcomes(this.lastReports),
+      notDeployed: this.lastReports
+        .filter((r) => r.outcome !== 'deployed')
+        .map((r) => ({ kind: r.kind, namespace: r.ref.namespace, name: r.ref.name, outcome: r.outcome, reason: r.reason })),
+      watches: this.status.watches,
+      version: VERSION,
+    };
+  }
+
   async start(): Promise<void> {
     this.log.info('starting', { firewall: this.name, version: VERSION, dryRun: this.opts.dryRun ?? false });
+    const beat = setInterval(() => (this.lastBeat = Date.now()), 1000);
+    this.timers.push(beat);
+    if (this.opts.http) {
+      const { host, port } = this.opts.http;
+      this.server = await startHttp(host, port, {
+        registry: this.metrics.registry,
+        healthy: () => this.healthy(),
+        ready: () => this.ready(),
+        status: () => this.summary(),
+      });
+      this.log.info('serving /metrics, /healthz, /readyz, /status', { address: `${host}:${port}` });
+    }
     await this.startupRuleset();
+    this.opts.notifier?.markReady(this.statusLine());
+    this.opts.notifier?.startWatchdog(() => this.healthy());
     await this.refreshSeed();
     await this.refreshShoot();
     const poll = setInterval(() => void this.pollCredentials(), this.opts.pollMs ?? 2000);
@@ -148,6 +224,8 @@ export class Agent {
     this.firewallWatch.stop();
     this.policyWatch.stop();
     this.serviceWatch.stop();
+    this.opts.notifier?.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.log.info('stopped; the ruleset in the kernel is left as it is', { state: this.state });
   }
 
@@ -313,10 +391,12 @@ export class Agent {
       return;
     }
     this.running = true;
+    this.reconcileStarted = Date.now();
     try {
       await this.reconcileOnce();
     } finally {
       this.running = false;
+      this.opts.notifier?.setStatus(this.statusLine());
       this.notify();
       if (this.rerun && !this.stopped) {
         this.rerun = false;
@@ -357,6 +437,7 @@ export class Agent {
     const policies: PolicyResult[] = this.policyWatch.list().map((o) => parsePolicy(o as Record<string, unknown>));
     const services = this.serviceWatch.list().map((o) => parseService(o as unknown as Record<string, unknown>));
     const mode = resolveMode(this.opts.mode, fw);
+    this.mode = mode;
     const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode });
     const text = renderTransaction([compiled.table]);
     this.lastReports = compiled.reports;
@@ -381,6 +462,10 @@ export class Agent {
       this.retryMs = RETRY_MIN_MS;
       this.lastError = undefined;
       if (result === 'applied') {
+        this.metrics.applies.inc();
+        this.metrics.applyDuration.observe((Date.now() - started) / 1000);
+        this.metrics.lastSuccess.set(Date.now() / 1000);
+        this.lastApplyAt = new Date();
         await this.persist('connected');
         const counts = countOutcomes(compiled.reports);
         this.log.info('applied ruleset', { mode, ms: Date.now() - started, bytes: text.length, ...counts, previousState: this.state });
@@ -392,6 +477,7 @@ export class Agent {
       this.lastRun = new Date();
     } catch (err) {
       this.lastError = errorMessage(err);
+      this.metrics.applyFailures.inc();
       this.log.error('apply failed; the previous ruleset stays in the kernel', { error: err, retryInMs: this.retryMs });
       clearTimeout(this.retry);
       this.retry = setTimeout(() => this.schedule(), this.retryMs);
@@ -516,8 +602,8 @@ export class Agent {
   }
 }
 
-function countOutcomes(reports: readonly ObjectReport[]): Record<string, number> {
-  const out: Record<string, number> = { deployed: 0, ignored: 0, rejected: 0 };
-  for (const r of reports) out[r.outcome] = (out[r.outcome] ?? 0) + 1;
+function countOutcomes(reports: readonly ObjectReport[]): Record<'deployed' | 'ignored' | 'rejected', number> {
+  const out = { deployed: 0, ignored: 0, rejected: 0 };
+  for (const r of reports) out[r.outcome]++;
   return out;
 }

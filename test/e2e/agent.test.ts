@@ -7,6 +7,9 @@
  * rules while the agent reaches the API servers without any route through the lab.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { exec } from '../../src/nft/runner';
+import { ROOT } from '../helpers';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -35,6 +38,17 @@ let lab: Lab;
 let agent: AgentProcess;
 let dir: string;
 let shootTokenFile: string;
+let metricsPort: number;
+
+async function scrape(): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+}
+
+function metric(text: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && want.every((w) => l.includes(w)));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
 
 function firewallObject(): Json {
   const fw = parse(readFileSync(path.join(EXAMPLES, 'baseline', 'firewall.yaml'), 'utf8')) as Json;
@@ -88,6 +102,12 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'seed.kubeconfig'), kubeconfig(seed, SEED_NS, { token: seedToken }));
   writeFileSync(path.join(dir, 'shoot.kubeconfig'), kubeconfig(shoot, 'shoot', { tokenFile: shootTokenFile }));
   lab = await Lab.create();
+  metricsPort = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
   agent = new AgentProcess([
     '--seed-kubeconfig',
     path.join(dir, 'seed.kubeconfig'),
@@ -100,7 +120,7 @@ beforeAll(async () => {
     '--state-dir',
     path.join(dir, 'state'),
     '--metrics-address',
-    '',
+    `127.0.0.1:${metricsPort}`,
   ]);
 });
 
@@ -119,6 +139,9 @@ test('forwarding is dropped until the agent has connected', async () => {
   expect(agent.logs.some((l) => l.msg.startsWith('connected'))).toBe(false);
   const listing = (await lab.nft.listTable('inet', 'firewall'))!;
   expect(listing).not.toContain('vmap');
+  expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
+  expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(503);
+  expect(metric(await scrape(), 'firewall_agent_state', { state: 'disconnected' })).toBe(1);
 });
 
 test('after reading the Firewall and listing the shoot, policies are enforced and status is written', async () => {
@@ -171,6 +194,34 @@ test('forbidden mode ignores policies outside allowedNetworks, with a ForbiddenC
   await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { allowedNetworks: null } });
   await until('443 open again in baseline', () => allowed(443));
   await until('status deployed again', async () => (await policyStatus('to-internet'))?.state === 'deployed');
+});
+
+test('metrics count what flows, by policy, and the state; status summarises for humans', async () => {
+  expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+  const before = await scrape();
+  const accepted0 = metric(before, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' });
+  const dropped0 = metric(before, 'firewall_agent_dropped_packets_total', { reason: 'policy' });
+  const n = 5;
+  for (let i = 0; i < n; i++) expect(await allowed(443)).toBe(true);
+  for (let i = 0; i < n; i++) expect(await allowed(22)).toBe(false);
+  await new Promise((r) => setTimeout(r, 2100)); // the kernel counters are cached for 2 s between scrapes
+  const after = await scrape();
+  // one new connection = one packet through the policy chain (later packets are established)
+  expect(metric(after, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' }) - accepted0).toBe(n);
+  expect(metric(after, 'firewall_agent_dropped_packets_total', { reason: 'policy' }) - dropped0).toBeGreaterThanOrEqual(n);
+  expect(metric(after, 'firewall_agent_state', { state: 'connected' })).toBe(1);
+  expect(metric(after, 'firewall_agent_policies', { state: 'deployed' })).toBeGreaterThanOrEqual(1);
+  expect(metric(after, 'firewall_agent_watch_up', { watch: 'shoot/clusterwidenetworkpolicies' })).toBe(1);
+  expect(metric(after, 'firewall_agent_applies_total', {})).toBeGreaterThan(0);
+  expect(after).toMatch(/^firewall_agent_apply_duration_seconds_count \d+/m);
+  expect(after).toMatch(/^firewall_agent_last_apply_success_timestamp_seconds \d/m);
+  expect(after).toMatch(/^firewall_agent_device_bytes_total\{device="external",direction="out"\} [1-9]/m);
+  expect(after).not.toMatch(/203\.0\.113|192\.0\.2/); // no addresses in labels
+  const status = await exec([process.execPath, path.join(ROOT, 'dist', 'cli.js'), 'status', '--address', `127.0.0.1:${metricsPort}`]);
+  expect(status.code).toBe(0);
+  expect(status.stdout).toMatch(/^state\s+connected/m);
+  expect(status.stdout).toMatch(/^mode\s+baseline/m);
+  expect(status.stdout).toMatch(/egress to-internet/);
 });
 
 test('invalid and misplaced policies are reported, the rest keeps working', async () => {
