@@ -9,6 +9,8 @@ if [[ ! -x node_modules/.bin/jest ]]; then
 fi
 bash scripts/test-deps.sh
 npm run build --silent
+# The single executable (Node SEA) for the release tests.
+npm run build:binary --silent >/dev/null
 # The test control plane (kube-apiserver + etcd), built from Go modules on first use and cached.
 FWA_CONTROLPLANE_BIN=$(bash scripts/controlplane/build.sh | tail -n 1)
 export FWA_CONTROLPLANE_BIN
