@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on first use, what the tests need from Debian's packages: the real nft, iproute2 for the
 # lab's namespaces and veths, ping for ICMP checks, util-linux's unshare for scratch namespaces,
-# systemd-analyze/systemd-notify for the unit tests, python3 for a notify-socket stand-in, and Go
-# (only if the machine has none) to build the test control plane.
+# systemd-analyze/systemd-notify for the unit tests, python3 for a notify-socket stand-in.
+# (Go >= 1.26, which builds the test control plane, comes with the machine.)
 set -euo pipefail
 
 need=()
@@ -13,7 +13,6 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-command -v go >/dev/null 2>&1 || need+=(golang-go)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
