@@ -3,9 +3,14 @@
  *
  * Policies overlap (two policies may both allow 198.51.100.53 tcp/53), but the elements of an nft
  * interval map must not. Each box carries an owner (lower number = wins); the partition assigns
- * every covered point to exactly one owner and returns non-overlapping cells, merging neighbours
- * that have the same owner so the element count stays close to the input size. The union of the
- * cells is exactly the union of the boxes, so no address, protocol or port is added or lost.
+ * every covered point to exactly one owner and returns non-overlapping cells, joining neighbours of
+ * the same owner so the element count stays close to the input size. The union of the cells is
+ * exactly the union of the boxes, so no address, protocol or port is added or lost.
+ *
+ * How: each dimension's endpoints are first compressed to small integers (only order and adjacency
+ * matter), so the work runs on plain numbers even for 128-bit addresses. Then a sweep over the
+ * first dimension's elementary intervals partitions the rest recursively (memoised by the set of
+ * active boxes) and extends every sub-cell along the first dimension for as long as it repeats.
  */
 
 export interface Interval {
@@ -21,174 +26,167 @@ export interface Box {
 
 export type Cell = Box;
 
+/** Compressed interval: indices into the dimension's sorted endpoint list, inclusive. */
+interface NBox {
+  readonly owner: number;
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
+}
+
+interface NCell {
+  owner: number;
+  /** [lo0, hi0, lo1, hi1, …] for the dimensions from the current depth on. */
+  iv: number[];
+  key?: string;
+}
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Min-heap of [owner, hi] with lazy removal of entries that ended. */
+/** Min-heap of (owner, hi) with lazy removal of entries that ended. */
 class OwnerHeap {
-  private items: { owner: number; hi: bigint }[] = [];
+  private owners: number[] = [];
+  private his: number[] = [];
 
-  push(owner: number, hi: bigint): void {
-    const a = this.items;
-    a.push({ owner, hi });
-    let i = a.length - 1;
+  push(owner: number, hi: number): void {
+    const o = this.owners;
+    const h = this.his;
+    o.push(owner);
+    h.push(hi);
+    let i = o.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (a[p]!.owner <= a[i]!.owner) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
+      if (o[p]! <= o[i]!) break;
+      [o[p], o[i]] = [o[i]!, o[p]!];
+      [h[p], h[i]] = [h[i]!, h[p]!];
       i = p;
     }
   }
 
   private pop(): void {
-    const a = this.items;
-    const last = a.pop()!;
-    if (a.length === 0) return;
-    a[0] = last;
+    const o = this.owners;
+    const h = this.his;
+    const lastO = o.pop()!;
+    const lastH = h.pop()!;
+    if (o.length === 0) return;
+    o[0] = lastO;
+    h[0] = lastH;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < a.length && a[l]!.owner < a[m]!.owner) m = l;
-      if (r < a.length && a[r]!.owner < a[m]!.owner) m = r;
+      if (l < o.length && o[l]! < o[m]!) m = l;
+      if (r < o.length && o[r]! < o[m]!) m = r;
       if (m === i) break;
-      [a[m], a[i]] = [a[i]!, a[m]!];
+      [o[m], o[i]] = [o[i]!, o[m]!];
+      [h[m], h[i]] = [h[i]!, h[m]!];
       i = m;
     }
   }
 
-  /** The winning owner still active at `at`, or undefined. */
-  top(at: bigint): number | undefined {
-    while (this.items.length > 0 && this.items[0]!.hi < at) this.pop();
-    return this.items[0]?.owner;
+  /** The winning owner still active at `at`, or -1. */
+  top(at: number): number {
+    while (this.owners.length > 0 && this.his[0]! < at) this.pop();
+    return this.owners.length > 0 ? this.owners[0]! : -1;
   }
 }
 
-function boundaries(boxes: readonly Box[], d: number): bigint[] {
-  const pts: bigint[] = [];
+function boundaries(boxes: readonly NBox[], d: number): number[] {
+  const pts = new Array<number>(boxes.length * 2);
+  let k = 0;
   for (const b of boxes) {
-    pts.push(b.dims[d]!.lo, b.dims[d]!.hi + 1n);
+    pts[k++] = b.lo[d]!;
+    pts[k++] = b.hi[d]! + 1;
   }
-  pts.sort(cmp);
-  const out: bigint[] = [];
+  pts.sort((a, b) => a - b);
+  const out: number[] = [];
   for (const p of pts) if (out.length === 0 || out[out.length - 1] !== p) out.push(p);
   return out;
 }
 
-/** One dimension: sweep with a heap, emit owner segments, merge equal neighbours. */
-function partition1(boxes: readonly Box[], d: number): Cell[] {
+function byLo(boxes: readonly NBox[], d: number): NBox[] {
+  return [...boxes].sort((a, b) => a.lo[d]! - b.lo[d]!);
+}
+
+/** Last dimension: sweep with a heap, emit owner segments, join equal neighbours. */
+function partitionLast(boxes: readonly NBox[], d: number): NCell[] {
   const pts = boundaries(boxes, d);
-  const sorted = [...boxes].sort((a, b) => cmp(a.dims[d]!.lo, b.dims[d]!.lo));
+  const sorted = byLo(boxes, d);
   const heap = new OwnerHeap();
-  const out: { owner: number; lo: bigint; hi: bigint }[] = [];
+  const out: NCell[] = [];
   let next = 0;
   for (let i = 0; i + 1 < pts.length; i++) {
     const lo = pts[i]!;
-    const hi = pts[i + 1]! - 1n;
-    while (next < sorted.length && sorted[next]!.dims[d]!.lo <= lo) {
-      heap.push(sorted[next]!.owner, sorted[next]!.dims[d]!.hi);
+    const hi = pts[i + 1]! - 1;
+    while (next < sorted.length && sorted[next]!.lo[d]! <= lo) {
+      heap.push(sorted[next]!.owner, sorted[next]!.hi[d]!);
       next++;
     }
     const owner = heap.top(lo);
-    if (owner === undefined) continue;
+    if (owner < 0) continue;
     const prev = out[out.length - 1];
-    if (prev && prev.owner === owner && prev.hi + 1n === lo) prev.hi = hi;
-    else out.push({ owner, lo, hi });
-  }
-  return out.map((s) => ({ owner: s.owner, dims: [{ lo: s.lo, hi: s.hi }] }));
-}
-
-function cellsKey(cells: readonly Cell[]): string {
-  return cells.map((c) => `${c.owner}:${c.dims.map((iv) => `${iv.lo}-${iv.hi}`).join(',')}`).join('|');
-}
-
-function partitionFrom(boxes: readonly Box[], d: number, ndims: number): Cell[] {
-  if (boxes.length === 0) return [];
-  if (d === ndims - 1) return partition1(boxes, d);
-  const pts = boundaries(boxes, d);
-  const sorted = [...boxes].sort((a, b) => cmp(a.dims[d]!.lo, b.dims[d]!.lo));
-  const memo = new Map<string, { cells: Cell[]; key: string }>();
-  const position = new Map<Box, number>(boxes.map((b, i) => [b, i]));
-  let active: Box[] = [];
-  let next = 0;
-  const segments: { lo: bigint; hi: bigint; cells: Cell[]; key: string }[] = [];
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const lo = pts[i]!;
-    const hi = pts[i + 1]! - 1n;
-    active = active.filter((b) => b.dims[d]!.hi >= lo);
-    while (next < sorted.length && sorted[next]!.dims[d]!.lo <= lo) active.push(sorted[next++]!);
-    if (active.length === 0) continue;
-    const ids = active.map((b) => position.get(b)!);
-    const memoKey = ids.sort((a, b) => a - b).join(',');
-    let sub = memo.get(memoKey);
-    if (!sub) {
-      const cells = partitionFrom(active, d + 1, ndims);
-      sub = { cells, key: cellsKey(cells) };
-      memo.set(memoKey, sub);
-    }
-    const prev = segments[segments.length - 1];
-    if (prev && prev.key === sub.key && prev.hi + 1n === lo) prev.hi = hi;
-    else segments.push({ lo, hi, cells: sub.cells, key: sub.key });
-  }
-  const out: Cell[] = [];
-  for (const s of segments) {
-    for (const c of s.cells) out.push({ owner: c.owner, dims: [{ lo: s.lo, hi: s.hi }, ...c.dims] });
+    if (prev && prev.owner === owner && prev.iv[1]! + 1 === lo) prev.iv[1] = hi;
+    else out.push({ owner, iv: [lo, hi] });
   }
   return out;
 }
 
-function ivKey(iv: Interval): string {
-  return `${iv.lo}-${iv.hi}`;
+function cellKey(c: NCell): string {
+  return (c.key ??= `${c.owner}:${c.iv.join(',')}`);
 }
 
-/**
- * Joins cells of one owner that touch along one dimension and agree on all others. The recursive
- * partition only merges whole sub-partitions, so overlapping ranges in an early dimension (port
- * ranges 2000-2010, 2001-2011, …) would otherwise leave one cell per elementary interval. The
- * union of two such cells is exactly their box, so the result stays disjoint.
- */
-function coalesce(cells: Cell[]): Cell[] {
-  if (cells.length === 0) return cells;
-  const ndims = cells[0]!.dims.length;
-  let current = cells;
-  for (let changed = true, rounds = 0; changed && rounds < 4; rounds++) {
-    changed = false;
-    for (let d = 0; d < ndims; d++) {
-      const groups = new Map<string, Cell[]>();
-      for (const c of current) {
-        const key = `${c.owner}|${c.dims.map((iv, i) => (i === d ? '*' : ivKey(iv))).join('|')}`;
-        const g = groups.get(key);
-        if (g) g.push(c);
-        else groups.set(key, [c]);
-      }
-      const next: Cell[] = [];
-      for (const g of groups.values()) {
-        if (g.length === 1) {
-          next.push(g[0]!);
-          continue;
-        }
-        g.sort((a, b) => cmp(a.dims[d]!.lo, b.dims[d]!.lo));
-        let run = g[0]!;
-        for (let i = 1; i < g.length; i++) {
-          const c = g[i]!;
-          if (run.dims[d]!.hi + 1n === c.dims[d]!.lo) {
-            const dims = [...run.dims];
-            dims[d] = { lo: run.dims[d]!.lo, hi: c.dims[d]!.hi };
-            run = { owner: run.owner, dims };
-            changed = true;
-          } else {
-            next.push(run);
-            run = c;
-          }
-        }
-        next.push(run);
-      }
-      current = next;
+function partitionFrom(boxes: readonly NBox[], d: number, ndims: number): NCell[] {
+  if (boxes.length === 0) return [];
+  if (d === ndims - 1) return partitionLast(boxes, d);
+  const pts = boundaries(boxes, d);
+  const sorted = byLo(boxes, d);
+  const ids = new Map<NBox, number>(boxes.map((b, i) => [b, i]));
+  const memo = new Map<string, NCell[]>();
+  let active: NBox[] = [];
+  let next = 0;
+  const out: NCell[] = [];
+  // Sub-cells extended along this dimension while they repeat in consecutive segments.
+  let open = new Map<string, NCell>();
+  let lastHi = Number.NaN;
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const lo = pts[i]!;
+    const hi = pts[i + 1]! - 1;
+    let removed = false;
+    for (const b of active) if (b.hi[d]! < lo) removed = true;
+    if (removed) active = active.filter((b) => b.hi[d]! >= lo);
+    while (next < sorted.length && sorted[next]!.lo[d]! <= lo) active.push(sorted[next++]!);
+    if (active.length === 0) continue;
+    const memoKey = active
+      .map((b) => ids.get(b)!)
+      .sort((a, b) => a - b)
+      .join(',');
+    let sub = memo.get(memoKey);
+    if (!sub) {
+      sub = partitionFrom(active, d + 1, ndims);
+      memo.set(memoKey, sub);
     }
+    const contiguous = lastHi + 1 === lo;
+    const nextOpen = new Map<string, NCell>();
+    for (const c of sub) {
+      const key = cellKey(c);
+      const prev = contiguous ? open.get(key) : undefined;
+      if (prev) {
+        prev.iv[1] = hi;
+        nextOpen.set(key, prev);
+      } else {
+        const cell: NCell = { owner: c.owner, iv: [lo, hi, ...c.iv] };
+        out.push(cell);
+        nextOpen.set(key, cell);
+      }
+    }
+    open = nextOpen;
+    lastHi = hi;
   }
-  return current;
+  return out;
 }
 
 export function partition(boxes: readonly Box[]): Cell[] {
@@ -198,13 +196,56 @@ export function partition(boxes: readonly Box[]): Cell[] {
     if (b.dims.length !== ndims) throw new Error('partition: boxes differ in dimensions');
     for (const iv of b.dims) if (iv.lo > iv.hi) throw new Error('partition: empty interval');
   }
-  const cells = coalesce(partitionFrom(boxes, 0, ndims));
+  // Compress each dimension: endpoints lo and hi+1 become indices; [lo, hi] ↦ [idx(lo), idx(hi+1)-1].
+  // Dimensions whose values fit a double (ports, protocols, IPv4) are compressed as numbers, which
+  // is much cheaper than bigint keys; 128-bit dimensions keep bigints.
+  const points: bigint[][] = [];
+  const lo = boxes.map(() => new Int32Array(ndims));
+  const hi = boxes.map(() => new Int32Array(ndims));
+  for (let d = 0; d < ndims; d++) {
+    let small = true;
+    for (const b of boxes) if (b.dims[d]!.hi >= SAFE) small = false;
+    if (small) {
+      const all = new Float64Array(boxes.length * 2);
+      boxes.forEach((b, i) => {
+        all[2 * i] = Number(b.dims[d]!.lo);
+        all[2 * i + 1] = Number(b.dims[d]!.hi) + 1;
+      });
+      all.sort();
+      const uniq: number[] = [];
+      for (const p of all) if (uniq.length === 0 || uniq[uniq.length - 1] !== p) uniq.push(p);
+      const index = new Map<number, number>(uniq.map((p, i) => [p, i]));
+      boxes.forEach((b, i) => {
+        lo[i]![d] = index.get(Number(b.dims[d]!.lo))!;
+        hi[i]![d] = index.get(Number(b.dims[d]!.hi) + 1)! - 1;
+      });
+      points.push(uniq.map((p) => BigInt(p)));
+    } else {
+      const all: bigint[] = [];
+      for (const b of boxes) all.push(b.dims[d]!.lo, b.dims[d]!.hi + 1n);
+      all.sort(cmp);
+      const uniq: bigint[] = [];
+      for (const p of all) if (uniq.length === 0 || uniq[uniq.length - 1] !== p) uniq.push(p);
+      const index = new Map<bigint, number>(uniq.map((p, i) => [p, i]));
+      boxes.forEach((b, i) => {
+        lo[i]![d] = index.get(b.dims[d]!.lo)!;
+        hi[i]![d] = index.get(b.dims[d]!.hi + 1n)! - 1;
+      });
+      points.push(uniq);
+    }
+  }
+  const nboxes: NBox[] = boxes.map((b, i) => ({ owner: b.owner, lo: lo[i]!, hi: hi[i]! }));
+  const cells = partitionFrom(nboxes, 0, ndims);
   // Deterministic order, dimension by dimension, so renders are stable and diffs readable.
-  return cells.sort((a, b) => {
-    for (let d = 0; d < ndims; d++) {
-      const c = cmp(a.dims[d]!.lo, b.dims[d]!.lo);
+  cells.sort((a, b) => {
+    for (let k = 0; k < a.iv.length; k += 2) {
+      const c = a.iv[k]! - b.iv[k]!;
       if (c !== 0) return c;
     }
     return 0;
   });
+  return cells.map((c) => ({
+    owner: c.owner,
+    dims: Array.from({ length: ndims }, (_, d) => ({ lo: points[d]![c.iv[2 * d]!]!, hi: points[d]![c.iv[2 * d + 1]! + 1]! - 1n })),
+  }));
 }

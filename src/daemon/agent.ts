@@ -91,18 +91,20 @@ export class Agent {
   private server: Server | undefined;
   private lastBeat = Date.now();
   private reconcileStarted = 0;
+  private lastReconcileEnd = 0;
   private lastApplyAt: Date | undefined;
   private mode: Mode | undefined;
+  private readonly readStats: () => Promise<ReturnType<typeof parseTableStats> | undefined>;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log;
     this.name = opts.firewallName ?? hostname();
     this.applier = new Applier(opts.nft, { family: 'inet', name: TABLE_NAME }, opts.dryRun ?? false);
     this.store = opts.stateDir ? new StateStore(opts.stateDir) : undefined;
-    const readStats = cached(2000, async () => {
+    const readStats = (this.readStats = cached(2000, async () => {
       const json = await opts.nft.listTable('inet', TABLE_NAME, { json: true, terse: true });
       return json ? parseTableStats(json) : undefined;
-    });
+    }));
     this.metrics = new AgentMetrics({
       stats: readStats,
       snapshot: () => ({ state: this.state, stale: this.stale, policies: countOutcomes(this.lastReports), watches: this.status.watches }),
@@ -357,22 +359,33 @@ export class Agent {
     this.intervalTimer = setInterval(() => void this.periodic(), ms);
   }
 
-  /** Debounced: a burst of changes becomes one reconcile. */
+  /**
+   * A change after a quiet period is reconciled at once; changes arriving while a reconcile runs,
+   * or within the burst window after one, are gathered into a single next reconcile.
+   */
   schedule(): void {
     if (this.stopped || this.debounce) return;
+    const window = this.opts.debounceMs ?? 100;
+    const since = Date.now() - this.lastReconcileEnd;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
       void this.reconcile();
-    }, this.opts.debounceMs ?? 50);
+    }, since < window ? window - since : 0);
   }
 
   private async periodic(): Promise<void> {
     if (this.stopped) return;
-    if (this.state === 'connected' && !this.opts.dryRun) {
+    if (this.state === 'connected' && !this.opts.dryRun && !this.running) {
       try {
-        if (await this.applier.drifted()) {
+        const removed = await this.applier.cleanup();
+        if (removed > 0) this.log.debug('deleted unreferenced policy chains', { chains: removed });
+        const v = await this.applier.verify();
+        if (v === 'drifted') {
           this.log.warn('the kernel no longer holds the applied ruleset; repairing');
+          this.applier.requireFull();
           this.schedule();
+        } else if (v === 'baseline') {
+          await this.persist('connected');
         }
       } catch (err) {
         this.log.warn('drift check failed', { error: err });
@@ -396,6 +409,7 @@ export class Agent {
       await this.reconcileOnce();
     } finally {
       this.running = false;
+      this.lastReconcileEnd = Date.now();
       this.opts.notifier?.setStatus(this.statusLine());
       this.notify();
       if (this.rerun && !this.stopped) {
@@ -462,13 +476,20 @@ export class Agent {
       this.retryMs = RETRY_MIN_MS;
       this.lastError = undefined;
       if (result === 'applied') {
-        this.metrics.applies.inc();
+        this.metrics.applies.inc({ mode: this.applier.lastMode ?? 'full' });
         this.metrics.applyDuration.observe((Date.now() - started) / 1000);
         this.metrics.lastSuccess.set(Date.now() / 1000);
         this.lastApplyAt = new Date();
         await this.persist('connected');
         const counts = countOutcomes(compiled.reports);
-        this.log.info('applied ruleset', { mode, ms: Date.now() - started, bytes: text.length, ...counts, previousState: this.state });
+        this.log.info('applied ruleset', {
+          mode,
+          how: this.applier.lastMode,
+          ...(this.applier.lastElements ?? {}),
+          ms: Date.now() - started,
+          ...counts,
+          previousState: this.state,
+        });
       }
       if (this.state !== 'connected') this.log.info('connected: enforcing policies', { mode });
       if (this.stale) this.log.info('contact restored');
@@ -551,11 +572,8 @@ export class Agent {
     if (!api || !fw) return;
     try {
       let stats: Record<string, unknown> = { rules: {}, devices: {}, idsStats: {} };
-      const json = await this.opts.nft.listTable('inet', TABLE_NAME, { json: true });
-      if (json) {
-        const s = parseTableStats(json);
-        stats = { rules: rulesByAction(s), devices: deviceStats(s), idsStats: {} };
-      }
+      const s = await this.readStats();
+      if (s) stats = { rules: rulesByAction(s), devices: deviceStats(s), idsStats: {} };
       const message = this.lastError
         ? `error: ${this.lastError}`
         : `${this.state}${this.stale ? ' (stale: lost contact, enforcing the last applied ruleset)' : ''}${this.opts.dryRun ? ' (dry run)' : ''}`;

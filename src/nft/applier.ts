@@ -8,8 +8,12 @@ import { renderTransaction } from './render';
 import { NftTable } from './ruleset';
 import { Nft } from './runner';
 import { counterCarry, parseTableStats } from './stats';
+import { cleanupStatements, planIncremental } from './incremental';
 
 export type ApplyResult = 'applied' | 'unchanged' | 'checked';
+
+/** Every so often the whole table is sent again even when an incremental update would do. */
+export const FULL_RESYNC_MS = 30 * 60_000;
 
 export interface Applied {
   /** The transaction as sent, with carried counter values. */
@@ -28,6 +32,16 @@ function hash(text: string): string {
 export class Applier {
   private appliedBaseHash: string | undefined;
   private applied: Applied | undefined;
+  /** The table as last applied (full or incremental); incremental plans start from it. */
+  private appliedTable: NftTable | undefined;
+  private needFull = true;
+  private lastFullAt = 0;
+  private staleChains: string[] = [];
+  /** After an incremental apply the listing baseline is refreshed lazily (listing is expensive). */
+  private listingStale = false;
+  /** How the last apply was made. */
+  lastMode: 'full' | 'incremental' | undefined;
+  lastElements: { added: number; deleted: number } | undefined;
 
   constructor(
     private readonly nft: Nft,
@@ -43,6 +57,13 @@ export class Applier {
   adopt(baseHash: string | undefined, applied: Applied): void {
     this.appliedBaseHash = baseHash;
     this.applied = applied;
+    this.needFull = true;
+  }
+
+  /** The next apply sends the whole table, even if unchanged (after a failure, when drift was seen). */
+  requireFull(): void {
+    this.needFull = true;
+    this.appliedBaseHash = undefined;
   }
 
   /** Applies a transaction as it is (a persisted last-known-good), with the same checks. */
@@ -51,6 +72,8 @@ export class Applier {
     await this.nft.apply(text);
     this.applied = { text, listing: await this.readBack() };
     this.appliedBaseHash = undefined;
+    this.appliedTable = undefined;
+    this.needFull = true;
   }
 
   private async readBack(): Promise<string> {
@@ -67,19 +90,64 @@ export class Applier {
    * the same transaction (never alone, never first).
    */
   async apply(table: NftTable, opts: { relaxLegacy: boolean }): Promise<ApplyResult> {
-    const baseHash = hash(renderTransaction([table]));
-    if (!this.dryRun && baseHash === this.appliedBaseHash && !(await this.drifted())) return 'unchanged';
-    const stats = await this.nft.listTable(this.table.family, this.table.name, { json: true, terse: true });
-    const counters = stats ? counterCarry(parseTableStats(stats)) : undefined;
+    const base = renderTransaction([table]);
+    const baseHash = hash(base);
+    // Drift is the periodic check's business (listing a large table costs far more than this).
+    if (!this.dryRun && baseHash === this.appliedBaseHash && !this.needFull) return 'unchanged';
     const after = opts.relaxLegacy ? await this.legacyRelax() : [];
-    const text = renderTransaction([table], { counters, after });
-    await this.nft.check(text);
-    if (this.dryRun) return 'checked';
-    await this.nft.apply(text);
-    const listing = await this.readBack();
+    const plan =
+      !this.dryRun && !this.needFull && this.appliedTable && Date.now() - this.lastFullAt < FULL_RESYNC_MS
+        ? planIncremental(this.appliedTable, table)
+        : undefined;
+    try {
+      if (plan) {
+        const text = `${[...plan.statements, ...after].join('\n')}\n`;
+        await this.nft.check(text);
+        await this.nft.apply(text);
+        // nft committed the transaction as a whole; listing a large table costs more than the
+        // update, so the drift baseline is refreshed at the next periodic check instead.
+        this.staleChains.push(...plan.staleChains);
+        this.listingStale = true;
+        this.applied = { text: base, listing: this.applied?.listing ?? '' };
+        this.lastMode = 'incremental';
+        this.lastElements = { added: plan.elementsAdded, deleted: plan.elementsDeleted };
+      } else {
+        const stats = await this.nft.listTable(this.table.family, this.table.name, { json: true, terse: true });
+        const counters = stats ? counterCarry(parseTableStats(stats)) : undefined;
+        const text = renderTransaction([table], { counters, after });
+        await this.nft.check(text);
+        if (this.dryRun) return 'checked';
+        await this.nft.apply(text);
+        this.applied = { text, listing: await this.readBack() };
+        this.staleChains = [];
+        this.listingStale = false;
+        this.lastFullAt = Date.now();
+        this.lastMode = 'full';
+        this.lastElements = undefined;
+      }
+    } catch (err) {
+      this.needFull = true;
+      throw err;
+    }
     this.appliedBaseHash = baseHash;
-    this.applied = { text, listing };
+    this.appliedTable = table;
+    this.needFull = false;
     return 'applied';
+  }
+
+  /** Deletes chains no longer referenced, in a transaction of their own (see incremental.ts). */
+  async cleanup(): Promise<number> {
+    if (this.dryRun || this.staleChains.length === 0) return 0;
+    const chains = this.staleChains;
+    this.staleChains = [];
+    try {
+      await this.nft.apply(`${cleanupStatements(this.table, chains).join('\n')}\n`);
+      this.listingStale = true;
+      return chains.length;
+    } catch (err) {
+      this.needFull = true; // a full sync removes them anyway
+      throw err;
+    }
   }
 
   private async legacyRelax(): Promise<string[]> {
@@ -91,10 +159,24 @@ export class Applier {
     return [`add chain ${LEGACY_TABLE.family} ${LEGACY_TABLE.name} ${LEGACY_TABLE.chain} { type filter hook forward priority ${chain.prio}; policy accept; }`];
   }
 
-  /** True when the kernel no longer holds what we applied (someone changed or removed the table). */
+  /**
+   * Compares the kernel with what was applied: `drifted` when someone changed or removed the
+   * table; `baseline` when this was the first look after incremental updates (the listing becomes
+   * the new baseline, worth persisting); `ok` otherwise.
+   */
+  async verify(): Promise<'ok' | 'drifted' | 'baseline'> {
+    if (this.applied === undefined) return 'ok';
+    const now = await this.current();
+    if (this.listingStale && now !== undefined && /hook forward priority .*policy drop;/.test(now)) {
+      this.applied = { ...this.applied, listing: now };
+      this.listingStale = false;
+      return 'baseline';
+    }
+    return now === this.applied.listing ? 'ok' : 'drifted';
+  }
+
   async drifted(): Promise<boolean> {
-    if (this.applied === undefined) return false;
-    return (await this.current()) !== this.applied.listing;
+    return (await this.verify()) === 'drifted';
   }
 
   /** The stateless listing of our table as the kernel holds it now (undefined: no table). */

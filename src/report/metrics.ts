@@ -116,7 +116,12 @@ export class AgentMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
-    this.applies = new Counter({ name: 'firewall_agent_applies_total', help: 'Rulesets applied', registers: [r] });
+    this.applies = new Counter({
+      name: 'firewall_agent_applies_total',
+      help: 'Rulesets applied: the whole table (full) or only what changed (incremental)',
+      labelNames: ['mode'],
+      registers: [r],
+    });
     this.applyFailures = new Counter({ name: 'firewall_agent_apply_failures_total', help: 'Failed applies (the previous ruleset stayed)', registers: [r] });
     this.lastSuccess = new Gauge({ name: 'firewall_agent_last_apply_success_timestamp_seconds', help: 'When a ruleset was last applied', registers: [r] });
 

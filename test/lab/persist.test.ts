@@ -55,6 +55,7 @@ test('an unchanged ruleset is not re-sent; a drifted one is', async () => {
   expect(await applier.apply(table, { relaxLegacy: true })).toBe('unchanged');
   await lab.run('fw', ['nft', 'add rule inet firewall forward accept']);
   expect(await applier.drifted()).toBe(true);
+  applier.requireFull(); // what the agent does on drift
   expect(await applier.apply(table, { relaxLegacy: true })).toBe('applied');
   expect(await applier.drifted()).toBe(false);
 });

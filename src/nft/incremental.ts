@@ -1,0 +1,79 @@
+/**
+ * Incremental updates: when only policies changed, the new table differs from the applied one in
+ * map elements and per-policy chains. Instead of re-sending the whole table, send one transaction
+ * that adds the new chains, deletes and adds only the changed elements. Pure: two tables in,
+ * nft statements out (or undefined when anything else changed and a full sync is needed).
+ */
+import { NftChain, NftTable } from './ruleset';
+import { identifier } from './syntax';
+
+export interface IncrementalPlan {
+  readonly statements: readonly string[];
+  /** Chains no element points to any more; deleted later in a separate transaction (see cleanup). */
+  readonly staleChains: readonly string[];
+  readonly elementsAdded: number;
+  readonly elementsDeleted: number;
+}
+
+function same<T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean = (x, y) => x === y): boolean {
+  return a.length === b.length && a.every((x, i) => eq(x, b[i]!));
+}
+
+function chainEq(a: NftChain, b: NftChain): boolean {
+  return a.name === b.name && JSON.stringify(a.base) === JSON.stringify(b.base) && same(a.rules, b.rules);
+}
+
+/** Statements turning `prev` into `next`, or undefined when more than policies changed. */
+export function planIncremental(prev: NftTable, next: NftTable): IncrementalPlan | undefined {
+  if (prev.family !== next.family || prev.name !== next.name) return undefined;
+  if (!same(prev.counters, next.counters)) return undefined;
+  if (!same(prev.sets, next.sets, (a, b) => a.name === b.name && a.type === b.type && same(a.flags, b.flags) && same(a.elements, b.elements))) {
+    return undefined;
+  }
+  if (!same(prev.maps, next.maps, (a, b) => a.name === b.name && a.keyType === b.keyType && same(a.flags, b.flags))) return undefined;
+  const prevBase = prev.chains.filter((c) => c.base);
+  const nextBase = next.chains.filter((c) => c.base);
+  if (!same(prevBase, nextBase, chainEq)) return undefined;
+
+  const prevChains = new Map(prev.chains.filter((c) => !c.base).map((c) => [c.name, c]));
+  const nextChains = new Map(next.chains.filter((c) => !c.base).map((c) => [c.name, c]));
+  for (const [name, c] of nextChains) {
+    const p = prevChains.get(name);
+    // A policy chain whose rules changed (e.g. logging switched) is rare: re-send the whole table.
+    if (p && !chainEq(p, c)) return undefined;
+  }
+
+  const t = `${next.family} ${identifier(next.name)}`;
+  const statements: string[] = [];
+  for (const [name, c] of nextChains) {
+    if (prevChains.has(name)) continue;
+    statements.push(`add chain ${t} ${identifier(name)}`);
+    for (const r of c.rules) statements.push(`add rule ${t} ${identifier(name)} ${r}`);
+  }
+  let elementsAdded = 0;
+  let elementsDeleted = 0;
+  const adds: string[] = [];
+  next.maps.forEach((m, i) => {
+    const before = new Map(prev.maps[i]!.elements.map((e) => [e.key, e.verdict]));
+    const after = new Map(m.elements.map((e) => [e.key, e.verdict]));
+    const del: string[] = [];
+    const add: string[] = [];
+    for (const [k, v] of before) if (after.get(k) !== v) del.push(k);
+    for (const [k, v] of after) if (before.get(k) !== v) add.push(`${k} : ${v}`);
+    // nft limits nothing here, but very long lines are hard to read in errors: batch them.
+    for (let j = 0; j < del.length; j += 500) statements.push(`delete element ${t} ${identifier(m.name)} { ${del.slice(j, j + 500).join(', ')} }`);
+    for (let j = 0; j < add.length; j += 500) adds.push(`add element ${t} ${identifier(m.name)} { ${add.slice(j, j + 500).join(', ')} }`);
+    elementsAdded += add.length;
+    elementsDeleted += del.length;
+  });
+  // All deletions first, then additions: an element may move from one key to an overlapping one.
+  statements.push(...adds);
+  const staleChains = [...prevChains.keys()].filter((n) => !nextChains.has(n));
+  return { statements, staleChains, elementsAdded, elementsDeleted };
+}
+
+/** Deleting chains in their own, later transaction: older kernels refuse to delete a chain in the
+ * same transaction that removed the last reference to it. */
+export function cleanupStatements(table: { family: string; name: string }, chains: readonly string[]): string[] {
+  return chains.map((c) => `delete chain ${table.family} ${identifier(table.name)} ${identifier(c)}`);
+}
