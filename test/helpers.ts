@@ -7,9 +7,17 @@ import { loadLandscape } from '../src/landscape';
 import { Obj } from '../src/model/fields';
 import { classify } from '../src/model/inventory';
 import { renderTransaction } from '../src/nft/render';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
-export const ROOT = path.join(__dirname, '..');
+/** The repository root, also when this file runs compiled from build/bench (benchmarks). */
+function repoRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'examples'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no repository root above ${__dirname}`);
+  }
+}
+
+export const ROOT = repoRoot();
 export const EXAMPLES = path.join(ROOT, 'examples');
 
 export async function renderPaths(

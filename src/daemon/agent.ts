@@ -86,6 +86,8 @@ export class Agent {
   private lastReports: readonly ObjectReport[] = [];
   private readonly emitted = new Map<string, string>();
   private readonly written = new Map<string, { json: string; at: number }>();
+  private readonly statusQueue = new Map<string, { namespace: string; name: string; status: { state: string; message: string } }>();
+  private statusWorker: Promise<void> | undefined;
   private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
   readonly metrics: AgentMetrics;
   private server: Server | undefined;
@@ -126,6 +128,8 @@ export class Agent {
       name: 'shoot/clusterwidenetworkpolicies',
       path: ShootApi.policiesPath,
       list: () => this.shoot!.api.listPolicies(),
+      // Only spec changes matter (they bump the generation); our own status writes do not.
+      fingerprint: (o) => `${o.metadata?.uid ?? ''}/${o.metadata?.generation ?? o.metadata?.resourceVersion ?? ''}`,
       resyncMs,
       onChange,
       onHealth,
@@ -505,26 +509,45 @@ export class Agent {
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       return;
     }
-    await this.writeStatuses(compiled.reports);
+    this.writeStatuses(compiled.reports);
   }
 
-  private async writeStatuses(reports: readonly ObjectReport[]): Promise<void> {
-    const api = this.shoot?.api;
-    if (!api) return;
+  /**
+   * Queues status writes and returns at once: thousands of policies must not hold up the next
+   * reconcile. A background worker writes the latest wanted status of each queued policy.
+   */
+  private writeStatuses(reports: readonly ObjectReport[]): void {
+    if (!this.shoot) return;
     const byRef = new Map(this.policyWatch.list().map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
     const changes = statusChanges(reports, (ns, name) => byRef.get(`${ns}/${name}`)?.status as { state?: unknown; message?: unknown } | undefined);
     for (const c of changes) {
       const key = `${c.namespace}/${c.name}`;
       const json = JSON.stringify(c.status);
       const prev = this.written.get(key);
-      if (prev && prev.json === json && Date.now() - prev.at < 5000) continue; // our write, not yet seen by the watch
-      try {
-        await api.patchPolicyStatus(c.namespace, c.name, { ...c.status });
-        this.written.set(key, { json, at: Date.now() });
-      } catch (err) {
-        this.log.warn('could not write policy status', { policy: key, error: err });
-      }
+      if (prev && prev.json === json && Date.now() - prev.at < 30_000) continue; // ours, not yet seen by the watch
+      this.statusQueue.set(key, c);
     }
+    if (!this.statusWorker && this.statusQueue.size > 0) this.statusWorker = this.drainStatuses().finally(() => (this.statusWorker = undefined));
+  }
+
+  private async drainStatuses(): Promise<void> {
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const next = this.statusQueue.entries().next();
+        if (next.done || this.stopped) return;
+        const [key, c] = next.value;
+        this.statusQueue.delete(key);
+        const api = this.shoot?.api;
+        if (!api) return;
+        try {
+          await api.patchPolicyStatus(c.namespace, c.name, { ...c.status });
+          this.written.set(key, { json: JSON.stringify(c.status), at: Date.now() });
+        } catch (err) {
+          this.log.warn('could not write policy status', { policy: key, error: err });
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
   }
 
   private async emitEvents(events: EventSpec[]): Promise<void> {

@@ -21,6 +21,11 @@ export interface WatchOptions<T extends KubernetesObject> {
   readonly path: string;
   readonly list: (kc: KubeConfig) => Promise<KubernetesListObject<T>>;
   readonly fieldSelector?: string;
+  /**
+   * What about an object matters; an update that leaves it unchanged (e.g. only the status the
+   * agent itself wrote) does not trigger a reconcile. Default: any change.
+   */
+  readonly fingerprint?: (obj: T) => string;
   readonly resyncMs: number;
   readonly onChange: () => void;
   readonly onHealth?: (h: WatchHealth) => void;
@@ -110,9 +115,25 @@ export class ResourceWatch<T extends KubernetesObject> {
     const changed = (): void => {
       if (this.active === informer) this.opts.onChange();
     };
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
+    const fp = this.opts.fingerprint;
+    const seen = new Map<string, string>();
+    const key = (o: T): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    informer.on('add', (o: T) => {
+      if (fp) seen.set(key(o), fp(o));
+      changed();
+    });
+    informer.on('update', (o: T) => {
+      if (fp) {
+        const f = fp(o);
+        if (seen.get(key(o)) === f) return;
+        seen.set(key(o), f);
+      }
+      changed();
+    });
+    informer.on('delete', (o: T) => {
+      seen.delete(key(o));
+      changed();
+    });
     informer.on('error', (err: unknown) => {
       if (this.stopped || (informer !== this.active && informer !== this.pending)) return;
       if (this.pending && informer !== this.pending) return; // a restart is already under way

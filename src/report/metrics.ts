@@ -4,7 +4,7 @@
  * share a read; never one nft call per metric. Labels stay bounded: policy names (operator
  * controlled), fixed reasons and directions; no addresses, no rule handles.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CounterValue } from '../nft/ruleset';
 import { TableStats } from '../nft/stats';
 import { VERSION } from '../version';
@@ -72,6 +72,8 @@ export class AgentMetrics {
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
+    // process_resident_memory_bytes, nodejs_heap_size_used_bytes, event loop lag, …
+    collectDefaultMetrics({ register: r });
     const stats = async (): Promise<TableStats | undefined> => sources.stats();
     const policyValues = (pick: (c: CounterValue) => number) => async (): Promise<[Record<string, string>, number][]> => {
       const s = await stats();

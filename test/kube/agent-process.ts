@@ -12,8 +12,8 @@ export class AgentProcess {
   private readonly child: ChildProcess;
   private stderr = '';
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], nodeArgs: string[] = []) {
+    this.child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'cli.js'), 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();

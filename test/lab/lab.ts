@@ -16,6 +16,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { exec, ExecResult, NftCli } from '../../src/nft/runner';
+import { ROOT } from '../helpers';
+
+/** peer.js and probe.js are plain scripts next to this file in the repository. */
+const LAB_SCRIPTS = path.join(ROOT, 'test', 'lab');
 
 export type Host = 'worker' | 'fw' | 'internet' | 'services';
 
@@ -28,6 +32,7 @@ export interface Target {
   hold?: { durationMs: number; intervalMs: number };
   bulk?: { bytes: number; durationMs: number };
   retry?: { everyMs: number; forMs: number };
+  loop?: { count: number };
 }
 
 export interface ProbeResult {
@@ -36,6 +41,8 @@ export interface ProbeResult {
   sent?: number;
   echoes?: number;
   received?: number;
+  failed?: number;
+  ms?: number;
 }
 
 const TCP_PORTS = [22, 53, 80, 443, 8000, 8005, 8010, 8011, 9000];
@@ -126,7 +133,7 @@ export class Lab {
   }
 
   private startServer(host: Host): Promise<void> {
-    const script = path.join(__dirname, 'peer.js');
+    const script = path.join(LAB_SCRIPTS, 'peer.js');
     const child = spawn('ip', ['netns', 'exec', this.ns[host], process.execPath, script, JSON.stringify({ tcp: TCP_PORTS, udp: UDP_PORTS })], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -158,7 +165,7 @@ export class Lab {
 
   /** Tries every target from `from` at once; bounded by each target's timeout. */
   async probe(from: Host, targets: Target[]): Promise<ProbeResult[]> {
-    const r = await this.run(from, [process.execPath, path.join(__dirname, 'probe.js'), JSON.stringify(targets)]);
+    const r = await this.run(from, [process.execPath, path.join(LAB_SCRIPTS, 'probe.js'), JSON.stringify(targets)]);
     if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as ProbeResult[];
   }

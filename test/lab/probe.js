@@ -58,8 +58,27 @@ function udp(t) {
   });
 }
 
+// A target with "loop" makes `count` connections one after another (connect, then close) and
+// reports how long they took: the cost of new connections through the firewall.
+function loop(t) {
+  return new Promise((resolve) => {
+    let left = t.loop.count;
+    let failed = 0;
+    const start = process.hrtime.bigint();
+    const one = () => {
+      if (left-- === 0) return resolve({ ok: failed === 0, peer: null, failed, ms: Number(process.hrtime.bigint() - start) / 1e6 });
+      const s = net.connect({ host: t.host, port: t.port });
+      const timer = setTimeout(() => { failed++; s.destroy(); one(); }, t.timeoutMs || 1000);
+      s.on('connect', () => { clearTimeout(timer); s.destroy(); one(); });
+      s.on('error', () => { clearTimeout(timer); failed++; one(); });
+    };
+    one();
+  });
+}
+
 // A target with "retry" tries again every everyMs until it succeeds or forMs has passed.
 async function attempt(t) {
+  if (t.loop) return loop(t);
   if (!t.retry) return t.proto === 'udp' ? udp(t) : tcp(t);
   const until = Date.now() + t.retry.forMs;
   for (;;) {

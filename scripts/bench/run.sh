@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# npm run bench: builds, then runs the offline benchmarks (compile, apply, packet path) and the
+# agent benchmarks (latency and memory against real API servers). Needs root, like the tests.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/test-deps.sh
+npm run build --silent
+FWA_CONTROLPLANE_BIN=$(bash scripts/controlplane/build.sh | tail -n 1)
+export FWA_CONTROLPLANE_BIN
+npx tsc -p tsconfig.bench.json
+echo "# $(uname -r), $(nft --version), node $(node --version), $(nproc) cores"
+node build/bench/scripts/bench/offline.js
+node build/bench/scripts/bench/agent.js
