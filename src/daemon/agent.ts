@@ -103,9 +103,16 @@ export class Agent {
     this.name = opts.firewallName ?? hostname();
     this.applier = new Applier(opts.nft, { family: 'inet', name: TABLE_NAME }, opts.dryRun ?? false);
     this.store = opts.stateDir ? new StateStore(opts.stateDir) : undefined;
+    let lastStats: ReturnType<typeof parseTableStats> | undefined;
     const readStats = (this.readStats = cached(2000, async () => {
-      const json = await opts.nft.listTable('inet', TABLE_NAME, { json: true, terse: true });
-      return json ? parseTableStats(json) : undefined;
+      try {
+        const json = await opts.nft.listTable('inet', TABLE_NAME, { json: true, terse: true });
+        lastStats = json ? parseTableStats(json) : undefined;
+      } catch (err) {
+        // e.g. a listing racing a large transaction: serve the last reading rather than fail the scrape
+        this.log.debug('could not read counters; serving the last reading', { error: err });
+      }
+      return lastStats;
     }));
     this.metrics = new AgentMetrics({
       stats: readStats,

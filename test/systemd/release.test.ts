@@ -9,7 +9,7 @@ import path from 'node:path';
 import { exec } from '../../src/nft/runner';
 import { renderTransaction } from '../../src/nft/render';
 import { disconnectedTable } from '../../src/compile/compile';
-import { EXAMPLES, ROOT } from '../helpers';
+import { EXAMPLES, ROOT, compileObjects, cwnp, exampleFirewall } from '../helpers';
 import { eventually } from '../kube/rest';
 
 const BINARY = path.join(ROOT, 'build', 'firewall-agent');
@@ -170,5 +170,66 @@ describe('the notify and watchdog protocol, and stopping', () => {
     const listing = await exec(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'firewall']);
     expect(listing.stdout).toMatch(/hook forward priority (1|filter \+ 1); policy drop;/);
     expect(readFileSync(path.join(dir, 'state', 'disconnected.nft'), 'utf8')).toBe(renderTransaction([disconnectedTable()]));
+  });
+});
+
+describe('what the agent loads at start', () => {
+  const ns = `fwa-start-${process.pid}`;
+  const seedConfig = 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: seed-ns, context: {cluster: c, user: u}}]\ncurrent-context: seed-ns\n';
+
+  beforeEach(async () => {
+    await exec(['ip', 'netns', 'add', ns]);
+  });
+  afterEach(async () => {
+    await exec(['ip', 'netns', 'del', ns]);
+  });
+
+  /** Runs the agent (no API server reachable) until it logged its startup decision. */
+  async function start(dir: string, extra: string[]): Promise<string> {
+    writeFileSync(path.join(dir, 'seed.kubeconfig'), seedConfig);
+    const agent = spawn(
+      BINARY,
+      ['run', '--seed-kubeconfig', path.join(dir, 'seed.kubeconfig'), '--firewall-name', 'fw', '--netns', ns, '--state-dir', path.join(dir, 'state'), '--metrics-address', '', ...extra],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    agent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await eventually('startup decision', async () => /restored the last-known-good|applied the disconnected ruleset|applied before the restart/.test(out), 15_000, 50);
+    } finally {
+      agent.kill('SIGTERM');
+      await new Promise((r) => agent.once('exit', r));
+    }
+    return out;
+  }
+
+  function lastKnownGood(dir: string): string {
+    const { text } = compileObjects([exampleFirewall(), cwnp('allow-https', { egress: [{ to: [{ cidr: '203.0.113.0/24' }], ports: [{ port: 443 }] }] })]);
+    mkdirSync(path.join(dir, 'state'), { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(dir, 'state', 'last-known-good.nft'), text);
+    return text;
+  }
+
+  test('by default: drop until connected, even with a last-known-good ruleset on disk', async () => {
+    const dir = tmp('start');
+    lastKnownGood(dir);
+    expect(await start(dir, [])).toContain('applied the disconnected ruleset');
+    const listing = (await exec(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'firewall'])).stdout;
+    expect(listing).not.toContain('vmap');
+  });
+
+  test('--restore-last-known-good loads the last connected ruleset instead', async () => {
+    const dir = tmp('start');
+    lastKnownGood(dir);
+    expect(await start(dir, ['--restore-last-known-good'])).toContain('restored the last-known-good ruleset');
+    const listing = (await exec(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'firewall'])).stdout;
+    expect(listing).toContain('accept traffic for np allow-https');
+  });
+
+  test('a restart keeps what the kernel holds when it is what was applied last', async () => {
+    const dir = tmp('start');
+    await start(dir, []); // applies and records the disconnected ruleset
+    await exec(['ip', 'netns', 'exec', ns, 'nft', 'reset', 'counters', 'table', 'inet', 'firewall']);
+    expect(await start(dir, [])).toContain('the kernel holds the ruleset applied before the restart; keeping it');
   });
 });
