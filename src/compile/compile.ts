@@ -20,7 +20,7 @@ import { NftChain, NftMap, NftMapElement, NftSet, NftTable } from '../nft/rulese
 import { NAME_MAX, addrType, comment, ifname, ifnameSet, ipKeyword, logPrefix, ports, protocol, range } from '../nft/syntax';
 import { allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
 import { Mode, State, resolveMode } from './mode';
-import { Box, Cell, partition } from './partition';
+import { Box, Cell, PartitionCache, partitionCached } from './partition';
 
 export const TABLE_NAME = 'firewall';
 export const FORWARD_PRIORITY = 1;
@@ -60,6 +60,8 @@ export interface CompileInput {
   readonly services: readonly ServiceResult[];
   readonly state: State;
   readonly mode?: Mode;
+  /** Partition results to reuse across compiles (per map); the output does not depend on it. */
+  readonly cache?: Map<string, PartitionCache>;
 }
 
 export interface Compiled {
@@ -442,30 +444,37 @@ export function compile(input: CompileInput): Compiled {
     if (n > 0) chains.push({ name: svcChains[owner]!, rules: policyChainRules(`accept traffic for k8s service ${key}`, logAccepted) });
   });
 
+  const cached = (name: string, boxes: Box[], dim: number, names: string[]): Cell[] => {
+    let c = input.cache?.get(name);
+    if (input.cache && !c) input.cache.set(name, (c = new Map()));
+    return partitionCached(boxes, dim, names, c);
+  };
   const maps: NftMap[] = [];
   for (const fam of FAMILIES) {
     const sfx = fam === 4 ? 'v4' : 'v6';
     const t = addrType(fam);
+    // Partitioned in groups along the port dimension (addresses for the *_any maps), so a change
+    // re-partitions only the groups it touches when a cache is given.
     maps.push(
-      { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, partition(egress.any[fam]), egressChains) },
+      { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`egress_any_${sfx}`, egress.any[fam], 0, egressChains), egressChains) },
       {
         name: `egress_ports_${sfx}`,
         keyType: `${t} . inet_proto . inet_service`,
         flags: ['interval'],
-        elements: portElements(fam, splitProtocols(partition(egress.ports[fam])), egressChains),
+        elements: portElements(fam, splitProtocols(cached(`egress_ports_${sfx}`, egress.ports[fam], 1, egressChains)), egressChains),
       },
-      { name: `ingress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, partition(ingress.any[fam]), ingressChains) },
+      { name: `ingress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`ingress_any_${sfx}`, ingress.any[fam], 0, ingressChains), ingressChains) },
       {
         name: `ingress_ports_${sfx}`,
         keyType: `${t} . inet_proto . inet_service`,
         flags: ['interval'],
-        elements: portElements(fam, splitProtocols(partition(ingress.ports[fam])), ingressChains),
+        elements: portElements(fam, splitProtocols(cached(`ingress_ports_${sfx}`, ingress.ports[fam], 1, ingressChains)), ingressChains),
       },
       {
         name: `services_${sfx}`,
         keyType: `${t} . inet_proto . inet_service . ${t}`,
         flags: ['interval'],
-        elements: serviceElements(fam, splitProtocols(partition(svcBoxes[fam])), svcChains),
+        elements: serviceElements(fam, splitProtocols(cached(`services_${sfx}`, svcBoxes[fam], 1, svcChains)), svcChains),
       },
     );
   }

@@ -249,3 +249,60 @@ export function partition(boxes: readonly Box[]): Cell[] {
     dims: Array.from({ length: ndims }, (_, d) => ({ lo: points[d]![c.iv[2 * d]!]!, hi: points[d]![c.iv[2 * d + 1]! + 1]! - 1n })),
   }));
 }
+
+/**
+ * Memo of partitioned components across compiles, keyed by their content (owners by stable name).
+ * Owned by the caller (the agent keeps one); results do not depend on it.
+ */
+export type PartitionCache = Map<string, { readonly owner: string; readonly dims: readonly Interval[] }[]>;
+
+/**
+ * Partitions boxes that overlap on dimension `dim` together and independent groups separately
+ * (their cells cannot overlap), reusing the cached result of every group whose content did not
+ * change. A change to one policy then only re-partitions the groups its ports touch. `names[o]`
+ * is the stable name of owner `o`: only the order between owners matters, and names keep that
+ * order across compiles while indices shift.
+ */
+export function partitionCached(boxes: readonly Box[], dim: number, names: readonly string[], cache: PartitionCache | undefined): Cell[] {
+  if (!cache || boxes.length === 0) return partition(boxes);
+  const order = [...boxes].sort((a, b) => cmp(a.dims[dim]!.lo, b.dims[dim]!.lo));
+  const groups: Box[][] = [];
+  let hi = -1n;
+  for (const b of order) {
+    // Touching intervals stay in one group, so cells can still be joined across them: the result
+    // equals partition(boxes) exactly.
+    if (groups.length === 0 || b.dims[dim]!.lo > hi + 1n) {
+      groups.push([b]);
+      hi = b.dims[dim]!.hi;
+    } else {
+      groups[groups.length - 1]!.push(b);
+      if (b.dims[dim]!.hi > hi) hi = b.dims[dim]!.hi;
+    }
+  }
+  const byName = new Map(names.map((n, i) => [n, i]));
+  const out: Cell[] = [];
+  const used = new Set<string>();
+  for (const g of groups) {
+    const key = g
+      .map((b) => `${names[b.owner]!}|${b.dims.map((iv) => `${iv.lo}-${iv.hi}`).join('|')}`)
+      .sort()
+      .join('\n');
+    used.add(key);
+    let cells = cache.get(key);
+    if (!cells) {
+      cells = partition(g).map((c) => ({ owner: names[c.owner]!, dims: c.dims }));
+      cache.set(key, cells);
+    }
+    for (const c of cells) out.push({ owner: byName.get(c.owner)!, dims: c.dims });
+  }
+  // Keep the cache to what the last compile used, per map the caller passes a cache for.
+  for (const k of cache.keys()) if (!used.has(k)) cache.delete(k);
+  out.sort((a, b) => {
+    for (let d = 0; d < a.dims.length; d++) {
+      const c = cmp(a.dims[d]!.lo, b.dims[d]!.lo);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
+  return out;
+}

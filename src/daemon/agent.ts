@@ -16,6 +16,7 @@ import { renderTransaction } from '../nft/render';
 import { Nft } from '../nft/runner';
 import { FILES, StateStore } from './store';
 import { AgentMetrics, cached } from '../report/metrics';
+import { PartitionCache } from '../compile/partition';
 import { startHttp } from '../report/http';
 import { Notifier } from '../report/notify';
 import type { Server } from 'node:http';
@@ -86,6 +87,11 @@ export class Agent {
   private lastReports: readonly ObjectReport[] = [];
   private readonly emitted = new Map<string, string>();
   private readonly written = new Map<string, { json: string; at: number }>();
+  /** Partition results reused across reconciles: a change re-partitions only what it touches. */
+  private readonly compileCache = new Map<string, PartitionCache>();
+  /** Parse results by object uid and resourceVersion: unchanged objects are not parsed again. */
+  private parseCache = new Map<string, { rv: string; result: unknown }>();
+  private parseSeen = new Set<string>();
   private readonly statusQueue = new Map<string, { namespace: string; name: string; status: { state: string; message: string } }>();
   private statusWorker: Promise<void> | undefined;
   private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
@@ -459,11 +465,12 @@ export class Agent {
     this.lastRunAgainstSeed = new Date();
     this.setInterval(fw.intervalMs);
     const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
-    const policies: PolicyResult[] = this.policyWatch.list().map((o) => parsePolicy(o as Record<string, unknown>));
-    const services = this.serviceWatch.list().map((o) => parseService(o as unknown as Record<string, unknown>));
+    const policies: PolicyResult[] = this.policyWatch.list().map((o) => this.parsed(o, () => parsePolicy(o as Record<string, unknown>)));
+    const services = this.serviceWatch.list().map((o) => this.parsed(o, () => parseService(o as unknown as Record<string, unknown>)));
     const mode = resolveMode(this.opts.mode, fw);
     this.mode = mode;
-    const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode });
+    const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode, cache: this.compileCache });
+    this.pruneParsed();
     const text = renderTransaction([compiled.table]);
     this.lastReports = compiled.reports;
     await this.emitEvents(warningEvents(compiled.reports));
@@ -523,6 +530,23 @@ export class Agent {
    * Queues status writes and returns at once: thousands of policies must not hold up the next
    * reconcile. A background worker writes the latest wanted status of each queued policy.
    */
+  private parsed<R>(o: KubernetesObject, parse: () => R): R {
+    const uid = o.metadata?.uid;
+    const rv = o.metadata?.resourceVersion;
+    if (!uid || !rv) return parse();
+    this.parseSeen.add(uid);
+    const hit = this.parseCache.get(uid);
+    if (hit && hit.rv === rv) return hit.result as R;
+    const result = parse();
+    this.parseCache.set(uid, { rv, result });
+    return result;
+  }
+
+  private pruneParsed(): void {
+    for (const uid of this.parseCache.keys()) if (!this.parseSeen.has(uid)) this.parseCache.delete(uid);
+    this.parseSeen = new Set();
+  }
+
   private writeStatuses(reports: readonly ObjectReport[]): void {
     if (!this.shoot) return;
     const byRef = new Map(this.policyWatch.list().map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));

@@ -1,4 +1,4 @@
-import { Box, partition } from '../../src/compile/partition';
+import { Box, PartitionCache, partition, partitionCached } from '../../src/compile/partition';
 
 /** A small deterministic PRNG so failures reproduce. */
 function rng(seed: number) {
@@ -67,5 +67,20 @@ describe('partition', () => {
       dims: [{ lo: BigInt(2000 + k), hi: BigInt(2010 + k) }, { lo: BigInt(k * 100), hi: BigInt(k * 100 + 50) }],
     }));
     expect(partition(boxes)).toHaveLength(10);
+  });
+});
+
+describe('partitionCached', () => {
+  test('gives exactly what partition gives, with or without cache hits, and follows changes', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const boxes = randomBoxes(seed, 3 + (seed % 12), 2, 40);
+      const names = Array.from({ length: 5 }, (_, i) => `owner-${i}`);
+      const cache: PartitionCache = new Map();
+      expect(partitionCached(boxes, 0, names, cache)).toEqual(partition(boxes));
+      expect(partitionCached(boxes, 0, names, cache)).toEqual(partition(boxes)); // all hits
+      const changed = [...boxes.slice(1), ...randomBoxes(seed + 1000, 2, 2, 40)];
+      expect(partitionCached(changed, 0, names, cache)).toEqual(partition(changed));
+      expect(partitionCached(changed, 1, names, undefined)).toEqual(partition(changed));
+    }
   });
 });
