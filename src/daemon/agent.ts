@@ -94,6 +94,10 @@ export class Agent {
   private parseSeen = new Set<string>();
   private readonly statusQueue = new Map<string, { namespace: string; name: string; status: { state: string; message: string } }>();
   private statusWorker: Promise<void> | undefined;
+  private persistWanted: 'disconnected' | 'connected' | undefined;
+  /** Event recording, one batch after the other (no duplicates from overlapping batches). */
+  private eventChain: Promise<void> = Promise.resolve();
+  private persisting: Promise<void> | undefined;
   private readonly waiters: { pred: () => boolean; resolve: () => void }[] = [];
   readonly metrics: AgentMetrics;
   private server: Server | undefined;
@@ -244,6 +248,7 @@ export class Agent {
     this.policyWatch.stop();
     this.serviceWatch.stop();
     this.opts.notifier?.stop();
+    await this.persisting;
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.log.info('stopped; the ruleset in the kernel is left as it is', { state: this.state });
   }
@@ -303,6 +308,22 @@ export class Agent {
       this.lastError = errorMessage(err);
       this.log.error('could not apply the startup ruleset', { error: err });
     }
+  }
+
+  /**
+   * Persists in the background, one write at a time, the latest state winning: the files are
+   * megabytes for large rulesets and must not delay the next change.
+   */
+  private persistLater(state: 'disconnected' | 'connected'): void {
+    this.persistWanted = state;
+    if (this.persisting) return;
+    this.persisting = (async () => {
+      while (this.persistWanted) {
+        const s = this.persistWanted;
+        this.persistWanted = undefined;
+        await this.persist(s);
+      }
+    })().finally(() => (this.persisting = undefined));
   }
 
   private async persist(state: 'disconnected' | 'connected'): Promise<void> {
@@ -402,7 +423,7 @@ export class Agent {
           this.applier.requireFull();
           this.schedule();
         } else if (v === 'baseline') {
-          await this.persist('connected');
+          this.persistLater('connected');
         }
       } catch (err) {
         this.log.warn('drift check failed', { error: err });
@@ -469,13 +490,15 @@ export class Agent {
     const services = this.serviceWatch.list().map((o) => this.parsed(o, () => parseService(o as unknown as Record<string, unknown>)));
     const mode = resolveMode(this.opts.mode, fw);
     this.mode = mode;
+    const compileStarted = Date.now();
     const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode, cache: this.compileCache });
+    const compileMs = Date.now() - compileStarted;
     this.pruneParsed();
-    const text = renderTransaction([compiled.table]);
     this.lastReports = compiled.reports;
-    await this.emitEvents(warningEvents(compiled.reports));
 
     if (dryRun) {
+      await this.emitEvents(warningEvents(compiled.reports));
+      const text = renderTransaction([compiled.table]);
       try {
         await this.opts.nft.check(text);
         this.log.info('dry run: ruleset rendered and checked, not applied', { mode, bytes: text.length });
@@ -498,13 +521,14 @@ export class Agent {
         this.metrics.applyDuration.observe((Date.now() - started) / 1000);
         this.metrics.lastSuccess.set(Date.now() / 1000);
         this.lastApplyAt = new Date();
-        await this.persist('connected');
+        this.persistLater('connected');
         const counts = countOutcomes(compiled.reports);
         this.log.info('applied ruleset', {
           mode,
           how: this.applier.lastMode,
           ...(this.applier.lastElements ?? {}),
-          ms: Date.now() - started,
+          compileMs,
+          applyMs: Date.now() - started,
           ...counts,
           previousState: this.state,
         });
@@ -523,7 +547,10 @@ export class Agent {
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       return;
     }
+    // Reporting happens after the kernel has the ruleset and never delays the next reconcile.
     this.writeStatuses(compiled.reports);
+    const events = warningEvents(compiled.reports);
+    this.eventChain = this.eventChain.then(() => this.emitEvents(events));
   }
 
   /**
