@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=build
-rm -rf "$out"
+rm -f "$out/firewall-agent" "$out/firewall-agent.cjs" "$out/sea-prep.blob" "$out/sea-config.json"
 mkdir -p "$out"
 npm run build --silent
 

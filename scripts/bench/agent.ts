@@ -7,12 +7,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { seedRbac, shootRbac } from '../../src/kube/rbac';
 import { exampleFirewall } from '../../test/helpers';
 import { AgentProcess } from '../../test/kube/agent-process';
 import { ControlPlane } from '../../test/kube/controlplane';
 import { Rest, eventually } from '../../test/kube/rest';
-import { applyAll, boundToken, ensureNamespace, installCrds, kubeconfig } from '../../test/kube/setup';
+import { boundToken, installLandscape, kubeconfig } from '../../test/kube/setup';
 import { Lab, tcp } from '../../test/lab/lab';
 import { generatePolicies, policy } from './generate';
 
@@ -70,12 +69,7 @@ async function main(): Promise<void> {
   const lab = await Lab.create();
   let agent: AgentProcess | undefined;
   try {
-    await installCrds(seed.admin, /firewalls\.yaml$/);
-    await installCrds(shoot.admin, /clusterwidenetworkpolicies|firewallmonitors/);
-    await ensureNamespace(seed.admin, SEED_NS);
-    await ensureNamespace(shoot.admin, 'firewall');
-    await applyAll(seed.admin, seedRbac({ namespace: SEED_NS, subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: SEED_NS } }) as Json[]);
-    await applyAll(shoot.admin, shootRbac({ subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: 'firewall' } }) as Json[]);
+    await installLandscape(seed, shoot, SEED_NS);
     const dir = mkdtempSync(path.join(tmpdir(), 'fwa-bench-'));
     writeFileSync(path.join(dir, 'seed.kubeconfig'), kubeconfig(seed, SEED_NS, { token: await boundToken(seed.admin, SEED_NS, 'firewall-agent', 't1') }));
     writeFileSync(path.join(dir, 'shoot.kubeconfig'), kubeconfig(shoot, 'shoot', { token: await boundToken(shoot.admin, 'firewall', 'firewall-agent', 't1') }));

@@ -14,13 +14,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { seedRbac, shootRbac } from '../../src/kube/rbac';
+import { seedRbac } from '../../src/kube/rbac';
 import { EXAMPLES, cwnp } from '../helpers';
 import { Lab, tcp } from '../lab/lab';
 import { AgentProcess } from '../kube/agent-process';
 import { ControlPlane } from '../kube/controlplane';
 import { Rest, eventually } from '../kube/rest';
-import { applyAll, boundToken, ensureNamespace, installCrds, kubeconfig } from '../kube/setup';
+import { applyAll, boundToken, ensureNamespace, installLandscape, kubeconfig } from '../kube/setup';
 
 jest.setTimeout(240_000);
 
@@ -39,6 +39,14 @@ let agent: AgentProcess;
 let dir: string;
 let shootTokenFile: string;
 let metricsPort: number;
+
+/** The agent's flags common to every run here (the shoot kubeconfig is given or not). */
+function agentArgs(): string[] {
+  return [
+    ...['--seed-kubeconfig', path.join(dir, 'seed.kubeconfig'), '--firewall-name', FW_NAME, '--netns', lab.ns.fw],
+    ...['--state-dir', path.join(dir, 'state'), '--metrics-address', `127.0.0.1:${metricsPort}`],
+  ];
+}
 
 async function scrape(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -88,12 +96,7 @@ async function events(ns: string, reason: string): Promise<Json[]> {
 
 beforeAll(async () => {
   [seed, shoot] = await Promise.all([ControlPlane.start({ name: 'seed', audit: true }), ControlPlane.start({ name: 'shoot' })]);
-  await installCrds(seed.admin, /firewalls\.yaml$/);
-  await installCrds(shoot.admin, /clusterwidenetworkpolicies|firewallmonitors/);
-  await ensureNamespace(seed.admin, SEED_NS);
-  await ensureNamespace(shoot.admin, 'firewall');
-  await applyAll(seed.admin, seedRbac({ namespace: SEED_NS, subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: SEED_NS } }) as Json[]);
-  await applyAll(shoot.admin, shootRbac({ subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: 'firewall' } }) as Json[]);
+  await installLandscape(seed, shoot, SEED_NS);
   const seedToken = await boundToken(seed.admin, SEED_NS, 'firewall-agent', 'agent-token-1');
   const shootToken = await boundToken(shoot.admin, 'firewall', 'firewall-agent', 'agent-token-1');
   dir = mkdtempSync(path.join(tmpdir(), 'fwa-e2e-'));
@@ -108,20 +111,7 @@ beforeAll(async () => {
       srv.close(() => resolve(port));
     });
   });
-  agent = new AgentProcess([
-    '--seed-kubeconfig',
-    path.join(dir, 'seed.kubeconfig'),
-    '--shoot-kubeconfig',
-    path.join(dir, 'shoot.kubeconfig'),
-    '--firewall-name',
-    FW_NAME,
-    '--netns',
-    lab.ns.fw,
-    '--state-dir',
-    path.join(dir, 'state'),
-    '--metrics-address',
-    `127.0.0.1:${metricsPort}`,
-  ]);
+  agent = new AgentProcess(['--shoot-kubeconfig', path.join(dir, 'shoot.kubeconfig'), ...agentArgs()]);
 });
 
 afterAll(async () => {
@@ -365,18 +355,7 @@ test('shoot access can come from the Firewall status, through the seed secrets',
     tokenSecretName: 'shoot-access-firewall-agent',
   };
   await createFirewall(fw);
-  agent = new AgentProcess([
-    '--seed-kubeconfig',
-    path.join(dir, 'seed.kubeconfig'),
-    '--firewall-name',
-    FW_NAME,
-    '--netns',
-    lab.ns.fw,
-    '--state-dir',
-    path.join(dir, 'state'),
-    '--metrics-address',
-    '',
-  ]);
+  agent = new AgentProcess(agentArgs());
   // a restart with the kernel still holding what was applied keeps it: no drop in between
   await agent.waitForLog('the kernel holds the ruleset applied before the restart; keeping it', 15_000);
   await agent.waitForLog('connecting to the shoot', 30_000);

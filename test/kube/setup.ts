@@ -3,6 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { ROOT } from '../helpers';
+import { seedRbac, shootRbac } from '../../src/kube/rbac';
 import { ControlPlane } from './controlplane';
 import { KubeError, Rest, eventually } from './rest';
 
@@ -77,4 +78,17 @@ export function kubeconfig(cp: ControlPlane, context: string, auth: { token: str
     contexts: [{ name: context, context: { cluster: 'c', user: 'u', namespace: context } }],
     'current-context': context,
   });
+}
+
+/**
+ * Seed and shoot as a landscape has them: the project's CRDs, the seed namespace and `firewall` in
+ * the shoot, and the agent's production RBAC for a ServiceAccount `firewall-agent` on both sides.
+ */
+export async function installLandscape(seed: ControlPlane, shoot: ControlPlane, seedNamespace: string): Promise<void> {
+  await installCrds(seed.admin, /firewalls\.yaml$/);
+  await installCrds(shoot.admin, /clusterwidenetworkpolicies|firewallmonitors/);
+  await ensureNamespace(seed.admin, seedNamespace);
+  await ensureNamespace(shoot.admin, 'firewall');
+  await applyAll(seed.admin, seedRbac({ namespace: seedNamespace, subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: seedNamespace } }) as Json[]);
+  await applyAll(shoot.admin, shootRbac({ subject: { kind: 'ServiceAccount', name: 'firewall-agent', namespace: 'firewall' } }) as Json[]);
 }
