@@ -9,7 +9,7 @@ import { ObjectReport, TABLE_NAME, compile, disconnectedTable } from '../compile
 import { Mode, resolveMode } from '../compile/mode';
 import { formatProblem } from '../model/fields';
 import { FirewallConfig, parseFirewall } from '../model/firewall';
-import { parsePolicy, PolicyResult } from '../model/cwnp';
+import { POLICY_NAMESPACE, parsePolicy, PolicyResult } from '../model/cwnp';
 import { parseService } from '../model/service';
 import { Applier } from '../nft/applier';
 import { renderTransaction } from '../nft/render';
@@ -54,8 +54,8 @@ export interface AgentOptions {
 
 export type AgentState = 'disconnected' | 'connected';
 
-/** Namespace of the FirewallMonitor and of the policies that take effect. */
-const FIREWALL_NS = 'firewall';
+/** The FirewallMonitor lives in the shoot namespace whose policies take effect. */
+const FIREWALL_NS = POLICY_NAMESPACE;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 
 export interface LoadedKubeconfig {
   readonly kc: KubeConfig;
@@ -37,36 +37,17 @@ export async function kubeconfigFromText(text: string, baseDir: string, origin: 
       tokens.push(token);
     }
   }
+  // Relative file references are relative to the kubeconfig, not to our working directory.
+  const absolute = (o: Obj, key: string): void => {
+    if (typeof o[key] === 'string') o[key] = path.resolve(baseDir, o[key] as string);
+  };
+  for (const c of (doc.clusters as Obj[] | undefined) ?? []) absolute((c.cluster ?? {}) as Obj, 'certificate-authority');
+  for (const u of (doc.users as Obj[] | undefined) ?? []) {
+    absolute((u.user ?? {}) as Obj, 'client-certificate');
+    absolute((u.user ?? {}) as Obj, 'client-key');
+  }
   const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: ((doc.clusters as Obj[]) ?? []).map((c) => {
-      const cl = (c.cluster ?? {}) as Obj;
-      return {
-        name: c.name,
-        server: cl.server,
-        caData: cl['certificate-authority-data'],
-        caFile: typeof cl['certificate-authority'] === 'string' ? path.resolve(baseDir, cl['certificate-authority'] as string) : undefined,
-        skipTLSVerify: cl['insecure-skip-tls-verify'] === true,
-        tlsServerName: cl['tls-server-name'],
-      };
-    }),
-    users: ((doc.users as Obj[]) ?? []).map((u) => {
-      const us = (u.user ?? {}) as Obj;
-      return {
-        name: u.name,
-        token: us.token,
-        certData: us['client-certificate-data'],
-        keyData: us['client-key-data'],
-        certFile: typeof us['client-certificate'] === 'string' ? path.resolve(baseDir, us['client-certificate'] as string) : undefined,
-        keyFile: typeof us['client-key'] === 'string' ? path.resolve(baseDir, us['client-key'] as string) : undefined,
-      };
-    }),
-    contexts: ((doc.contexts as Obj[]) ?? []).map((c) => {
-      const ctx = (c.context ?? {}) as Obj;
-      return { name: c.name, cluster: ctx.cluster, user: ctx.user, namespace: ctx.namespace };
-    }),
-    currentContext: doc['current-context'],
-  } as Parameters<KubeConfig['loadFromOptions']>[0]);
+  kc.loadFromString(stringify(doc));
   const currentContext = kc.getCurrentContext();
   if (!currentContext || !kc.getCurrentCluster()) throw new Error(`${origin}: no current-context with a cluster`);
   const fingerprint = createHash('sha256').update(text).update('\0').update(tokens.join('\0')).digest('hex');

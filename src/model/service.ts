@@ -2,7 +2,7 @@
  * Services of type LoadBalancer: their IPs (spec.loadBalancerIP, status.loadBalancer.ingress[].ip),
  * ports and source ranges. Other Service types get no firewall rule.
  */
-import { IpAddress, Prefix, formatAddress, formatPrefix, parseAddress, parsePrefix } from './address';
+import { IpAddress, Prefix, formatPrefix, parseAddress, parsePrefix } from './address';
 import { Obj, Problem, Reader, index, join, quote } from './fields';
 import { ObjectRef } from './names';
 import { PortSpec, isPort, parseProtocol } from './ports';
@@ -90,8 +90,4 @@ export function parseService(obj: Obj): ServiceResult {
   if (!r.ok || !ref) return { ok: false, ref: ref ?? displayRef(obj), problems: r.problems };
   if (ips.length === 0) warnings.push({ path: '', message: 'has no load balancer IP yet; no rule' });
   return { ok: true, service: { ref, ips, ports, sourceRanges, warnings } };
-}
-
-export function describeIps(ips: readonly IpAddress[]): string {
-  return ips.map(formatAddress).join(', ');
 }

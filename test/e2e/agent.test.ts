@@ -19,7 +19,7 @@ import { EXAMPLES, cwnp } from '../helpers';
 import { Lab, tcp } from '../lab/lab';
 import { AgentProcess } from '../kube/agent-process';
 import { ControlPlane } from '../kube/controlplane';
-import { Rest, eventually } from '../kube/rest';
+import { eventually } from '../kube/rest';
 import { applyAll, boundToken, ensureNamespace, installLandscape, kubeconfig } from '../kube/setup';
 
 jest.setTimeout(240_000);
