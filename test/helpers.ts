@@ -29,7 +29,7 @@ export async function renderPaths(
   return { text: renderTransaction([compiled.table]), compiled };
 }
 
-export function compileObjects(objects: Obj[], opts: { state?: State; mode?: Mode } = {}): { text: string; compiled: Compiled } {
+export function compileObjects(objects: Obj[], opts: { state?: State; mode?: Mode; shardMax?: number } = {}): { text: string; compiled: Compiled } {
   const inv = classify(objects.map((object) => ({ origin: 'test', object })));
   const fw = inv.firewalls[0]?.result;
   if (fw && !fw.ok) throw new Error(`invalid Firewall: ${JSON.stringify(fw.problems)}`);
@@ -39,6 +39,7 @@ export function compileObjects(objects: Obj[], opts: { state?: State; mode?: Mod
     services: inv.services,
     state: opts.state ?? 'connected',
     mode: opts.mode,
+    shardMax: opts.shardMax,
   });
   return { text: renderTransaction([compiled.table]), compiled };
 }

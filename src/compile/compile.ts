@@ -3,9 +3,11 @@
  * report per object (deployed, ignored, rejected, with reasons). Pure: no I/O.
  *
  * Packet path: the forward chain does a fixed number of verdict-map lookups whatever the number of
- * policies. Policy items become elements of concatenated interval maps whose verdict is a jump to
- * a small per-policy chain (counter + accept, comment naming the policy), so per-policy accounting
- * stays while the cost of a new connection does not grow with the rules.
+ * policies. Policy items become elements of interval maps whose verdict is a jump to a small
+ * per-policy chain (counter + accept, comment naming the policy), so per-policy accounting stays
+ * while the cost of a new connection does not grow with the rules. Concatenated maps (address .
+ * protocol . port) are sharded by address block behind a plain address map (shard.ts), which keeps
+ * both their load time and their lookups small at tens of thousands of elements.
  */
 import { createHash } from 'node:crypto';
 import { AddrRange, FAMILY_BITS, Family, IpAddress } from '../model/address';
@@ -17,10 +19,11 @@ import { PROTOCOL_NUMBER, PortSpec, protocolFromNumber } from '../model/ports';
 import { RangeSet, fromPrefixes, normalize, subtract } from '../model/rangeset';
 import { LoadBalancerService, ServiceResult } from '../model/service';
 import { NftChain, NftMap, NftMapElement, NftSet, NftTable } from '../nft/ruleset';
-import { NAME_MAX, addrType, comment, ifname, ifnameSet, ipKeyword, logPrefix, ports, protocol, range } from '../nft/syntax';
+import { NAME_MAX, addrType, comment, identifier, ifname, ifnameSet, ipKeyword, logPrefix, ports, protocol, range } from '../nft/syntax';
 import { allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
 import { Mode, State, resolveMode } from './mode';
 import { Box, Cell, PartitionCache, partitionCached } from './partition';
+import { SHARD_MAX, shardBoxes, shardName } from './shard';
 
 export const TABLE_NAME = 'firewall';
 export const FORWARD_PRIORITY = 1;
@@ -62,6 +65,8 @@ export interface CompileInput {
   readonly mode?: Mode;
   /** Partition results to reuse across compiles (per map); the output does not depend on it. */
   readonly cache?: Map<string, PartitionCache>;
+  /** Boxes per address shard before it is halved (shard.ts); tests make it small. */
+  readonly shardMax?: number;
 }
 
 export interface Compiled {
@@ -346,10 +351,10 @@ function forwardRules(fw: FirewallConfig): string[] {
     const cluster = fam === 4 ? '@cluster_prefixes' : '@cluster_prefixes_v6';
     rules.push(
       `iifname ${priv} ${ip} saddr ${cluster} ${ip} daddr vmap @egress_any_${sfx}`,
-      `iifname ${priv} ${ip} saddr ${cluster} ${ip} daddr . meta l4proto . th dport vmap @egress_ports_${sfx}`,
+      `iifname ${priv} ${ip} saddr ${cluster} ${ip} daddr vmap @egress_ports_${sfx}`,
       `oifname ${priv} ${ip} saddr vmap @ingress_any_${sfx}`,
-      `oifname ${priv} ${ip} saddr . meta l4proto . th dport vmap @ingress_ports_${sfx}`,
-      `oifname ${priv} ${ip} daddr . meta l4proto . th dport . ${ip} saddr vmap @services_${sfx}`,
+      `oifname ${priv} ${ip} saddr vmap @ingress_ports_${sfx}`,
+      `oifname ${priv} ${ip} daddr vmap @services_${sfx}`,
     );
   }
   rules.push(...dropTail());
@@ -450,33 +455,40 @@ export function compile(input: CompileInput): Compiled {
     return partitionCached(boxes, dim, names, c);
   };
   const maps: NftMap[] = [];
+  const lookupChains: NftChain[] = [];
+  const sharded = (name: string, fam: Family, keyType: string, lookup: string, boxes: Box[], names: string[], toElements: (cells: Cell[]) => NftMapElement[]): NftMap => {
+    const bits = FAMILY_BITS[fam];
+    const dispatch: NftMapElement[] = [];
+    for (const s of shardBoxes(boxes, 2, bits, input.shardMax ?? SHARD_MAX)) {
+      const shard = shardName(name, s.block, bits);
+      maps.push({ name: shard, keyType, flags: ['interval'], elements: toElements(splitProtocols(cached(shard, [...s.boxes], 1, names))) });
+      lookupChains.push({ name: shard, rules: [`${lookup} vmap @${identifier(shard)}`] });
+      dispatch.push({ key: range({ family: fam, lo: s.block.lo, hi: s.block.hi }), verdict: `jump ${shard}` });
+    }
+    return { name, keyType: addrType(fam), flags: ['interval'], elements: dispatch };
+  };
   for (const fam of FAMILIES) {
     const sfx = fam === 4 ? 'v4' : 'v6';
     const t = addrType(fam);
-    // Partitioned in groups along the port dimension (addresses for the *_any maps), so a change
-    // re-partitions only the groups it touches when a cache is given.
+    const ip = ipKeyword(fam);
+    const portKey = `${t} . inet_proto . inet_service`;
+    // The *_any maps are plain interval maps (rbtrees), partitioned in groups along the address;
+    // the concatenated maps are sharded by address block (see shard.ts) behind a dispatch map, and
+    // each shard partitioned in groups along the port, so a change re-partitions only the groups
+    // it touches when a cache is given.
     maps.push(
       { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`egress_any_${sfx}`, egress.any[fam], 0, egressChains), egressChains) },
-      {
-        name: `egress_ports_${sfx}`,
-        keyType: `${t} . inet_proto . inet_service`,
-        flags: ['interval'],
-        elements: portElements(fam, splitProtocols(cached(`egress_ports_${sfx}`, egress.ports[fam], 1, egressChains)), egressChains),
-      },
+      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], egressChains, (c) => portElements(fam, c, egressChains)),
       { name: `ingress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`ingress_any_${sfx}`, ingress.any[fam], 0, ingressChains), ingressChains) },
-      {
-        name: `ingress_ports_${sfx}`,
-        keyType: `${t} . inet_proto . inet_service`,
-        flags: ['interval'],
-        elements: portElements(fam, splitProtocols(cached(`ingress_ports_${sfx}`, ingress.ports[fam], 1, ingressChains)), ingressChains),
-      },
-      {
-        name: `services_${sfx}`,
-        keyType: `${t} . inet_proto . inet_service . ${t}`,
-        flags: ['interval'],
-        elements: serviceElements(fam, splitProtocols(cached(`services_${sfx}`, svcBoxes[fam], 1, svcChains)), svcChains),
-      },
+      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, ingress.ports[fam], ingressChains, (c) => portElements(fam, c, ingressChains)),
+      sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, svcBoxes[fam], svcChains, (c) => serviceElements(fam, c, svcChains)),
     );
+  }
+  chains.push(...lookupChains);
+  // Shards that no longer exist leave the cache with their map.
+  if (input.cache) {
+    const live = new Set(maps.map((m) => m.name));
+    for (const k of input.cache.keys()) if (!live.has(k)) input.cache.delete(k);
   }
 
   const sets: NftSet[] = [

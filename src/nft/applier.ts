@@ -37,6 +37,7 @@ export class Applier {
   private needFull = true;
   private lastFullAt = 0;
   private staleChains: string[] = [];
+  private staleMaps: string[] = [];
   /** After an incremental apply the listing baseline is refreshed lazily (listing is expensive). */
   private listingStale = false;
   /** How the last apply was made. */
@@ -107,6 +108,7 @@ export class Applier {
         // nft committed the transaction as a whole; listing a large table costs more than the
         // update, so the drift baseline is refreshed at the next periodic check instead.
         this.staleChains.push(...plan.staleChains);
+        this.staleMaps.push(...plan.staleMaps);
         this.listingStale = true;
         this.applied = { text: base, listing: this.applied?.listing ?? '' };
         this.lastMode = 'incremental';
@@ -120,6 +122,7 @@ export class Applier {
         await this.nft.apply(text);
         this.applied = { text, listing: await this.readBack() };
         this.staleChains = [];
+        this.staleMaps = [];
         this.listingStale = false;
         this.lastFullAt = Date.now();
         this.lastMode = 'full';
@@ -135,15 +138,19 @@ export class Applier {
     return 'applied';
   }
 
-  /** Deletes chains no longer referenced, in a transaction of their own (see incremental.ts). */
+  /** Deletes chains and maps no longer referenced, in a transaction of their own (see incremental.ts). */
   async cleanup(): Promise<number> {
-    if (this.dryRun || this.staleChains.length === 0) return 0;
-    const chains = this.staleChains;
+    // Anything a later incremental apply brought back stays.
+    const live = new Set([...(this.appliedTable?.chains ?? []), ...(this.appliedTable?.maps ?? [])].map((o) => o.name));
+    const chains = [...new Set(this.staleChains)].filter((c) => !live.has(c));
+    const maps = [...new Set(this.staleMaps)].filter((m) => !live.has(m));
     this.staleChains = [];
+    this.staleMaps = [];
+    if (this.dryRun || chains.length + maps.length === 0) return 0;
     try {
-      await this.nft.apply(`${cleanupStatements(this.table, chains).join('\n')}\n`);
+      await this.nft.apply(`${cleanupStatements(this.table, chains, maps).join('\n')}\n`);
       this.listingStale = true;
-      return chains.length;
+      return chains.length + maps.length;
     } catch (err) {
       this.needFull = true; // a full sync removes them anyway
       throw err;

@@ -89,12 +89,17 @@ export function renderTable(t: NftTable, carry?: CounterCarry): string {
     if (v) lines.push(`${INDENT}${INDENT}packets ${Math.trunc(v.packets)} bytes ${Math.trunc(v.bytes)}`);
     lines.push(`${INDENT}}`);
   }
-  // Regular chains before the maps whose verdicts jump to them, base chains last.
-  const regular = t.chains.filter((c) => !c.base);
-  const base = t.chains.filter((c) => c.base);
-  for (const c of regular) append(renderChain(c, carry));
-  for (const m of t.maps) append(renderMap(m));
-  for (const c of base) append(renderChain(c, carry));
+  // Regular chains before the maps whose verdicts jump to them, base chains last. A chain named
+  // like a map is that map's lookup chain: it follows its map, and maps listed later may jump to it.
+  const mapNames = new Set(t.maps.map((m) => m.name));
+  const lookups = new Map(t.chains.filter((c) => !c.base && mapNames.has(c.name)).map((c) => [c.name, c]));
+  for (const c of t.chains) if (!c.base && !lookups.has(c.name)) append(renderChain(c, carry));
+  for (const m of t.maps) {
+    append(renderMap(m));
+    const lookup = lookups.get(m.name);
+    if (lookup) append(renderChain(lookup, carry));
+  }
+  for (const c of t.chains) if (c.base) append(renderChain(c, carry));
   lines.push('}');
   return lines.join('\n');
 }

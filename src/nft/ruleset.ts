@@ -43,8 +43,12 @@ export interface NftTable {
   readonly name: string;
   readonly sets: readonly NftSet[];
   readonly counters: readonly string[];
+  /** In dependency order: a map may jump to the lookup chains of maps before it. */
   readonly maps: readonly NftMap[];
-  /** Regular chains (targets of verdict maps) first, base chains after. */
+  /**
+   * Regular chains (targets of verdict maps) first, base chains after. A regular chain with the
+   * name of a map is the chain that looks that map up; it is rendered right after its map.
+   */
   readonly chains: readonly NftChain[];
 }
 

@@ -7,9 +7,14 @@ function fwWith(patch: Obj): Obj {
   return fw;
 }
 
+/** The elements of a map, or of all the address shards of a sharded map, in order. */
 function mapElements(text: string, name: string): string[] {
-  const m = new RegExp(`map ${name} \\{[^}]*?elements = \\{\\n([^}]*)\\n\\t\\t\\}`, 's').exec(text);
-  return m ? m[1]!.split('\n').map((l) => l.trim().replace(/,$/, '')) : [];
+  const out: string[] = [];
+  for (const m of text.matchAll(new RegExp(`map (${name}(?:-[0-9a-f]+-\\d+)?) \\{[^}]*?elements = \\{\\n([^}]*)\\n\\t\\t\\}`, 'gs'))) {
+    if (m[1] === name && /: jump /.test(m[2]!)) continue; // the dispatch map of a sharded one
+    out.push(...m[2]!.split('\n').map((l) => l.trim().replace(/,$/, '')));
+  }
+  return out;
 }
 
 function forwardChain(text: string): string {
