@@ -29,11 +29,10 @@ export interface Shard {
 }
 
 /** Boxes per shard before a block is halved: measured best between load time and map count. */
-export const SHARD_MAX = 1024;
+export const SHARD_MAX = 2048;
 
-function clip(b: Box, dim: number, lo: bigint, hi: bigint): Box | undefined {
+function clip(b: Box, dim: number, lo: bigint, hi: bigint): Box {
   const iv = b.dims[dim]!;
-  if (iv.hi < lo || iv.lo > hi) return undefined;
   if (iv.lo >= lo && iv.hi <= hi) return b;
   const dims = [...b.dims];
   dims[dim] = { lo: iv.lo > lo ? iv.lo : lo, hi: iv.hi < hi ? iv.hi : hi };
@@ -42,34 +41,41 @@ function clip(b: Box, dim: number, lo: bigint, hi: bigint): Box | undefined {
 
 /**
  * Splits `boxes` into shards by their address dimension `dim` (`bits` wide). A block is halved
- * while it holds more than `max` boxes, unless most of its boxes cover all of it (halving would
- * only copy them). Shards are returned in address order; empty blocks are left out.
+ * while it holds more than `max` boxes, unless a quarter of its boxes cover all of it (halving
+ * would copy them into both halves). Shards are returned in address order; empty blocks are left out.
  */
 export function shardBoxes(boxes: readonly Box[], dim: number, bits: number, max = SHARD_MAX): Shard[] {
+  // IPv4 bounds compare as plain numbers (much cheaper than bigints); IPv6 keeps bigints.
+  const small = bits <= 52;
+  const conv = (x: bigint): number | bigint => (small ? Number(x) : x);
+  const los = boxes.map((b) => conv(b.dims[dim]!.lo));
+  const his = boxes.map((b) => conv(b.dims[dim]!.hi));
   const out: Shard[] = [];
-  const visit = (lo: bigint, len: number, inside: readonly Box[]): void => {
+  const visit = (lo: bigint, len: number, inside: readonly number[]): void => {
     if (inside.length === 0) return;
     const size = 1n << BigInt(bits - len);
     const hi = lo + size - 1n;
+    const L = conv(lo);
+    const H = conv(hi);
     let spanning = 0;
-    for (const b of inside) if (b.dims[dim]!.lo <= lo && b.dims[dim]!.hi >= hi) spanning++;
-    if (inside.length <= max || len === bits || spanning * 2 > inside.length) {
-      out.push({ block: { lo, len, hi }, boxes: inside });
+    for (const i of inside) if (los[i]! <= L && his[i]! >= H) spanning++;
+    if (inside.length <= max || len === bits || spanning * 4 > inside.length) {
+      // Each box here intersects the block: clipping to it once equals clipping at every level.
+      out.push({ block: { lo, len, hi }, boxes: inside.map((i) => clip(boxes[i]!, dim, lo, hi)) });
       return;
     }
     const mid = lo + size / 2n;
-    const left: Box[] = [];
-    const right: Box[] = [];
-    for (const b of inside) {
-      const l = clip(b, dim, lo, mid - 1n);
-      if (l) left.push(l);
-      const r = clip(b, dim, mid, hi);
-      if (r) right.push(r);
+    const M = conv(mid);
+    const left: number[] = [];
+    const right: number[] = [];
+    for (const i of inside) {
+      if (los[i]! < M) left.push(i);
+      if (his[i]! >= M) right.push(i);
     }
     visit(lo, len + 1, left);
     visit(mid, len + 1, right);
   };
-  visit(0n, 0, boxes);
+  visit(0n, 0, boxes.map((_, i) => i));
   return out;
 }
 
