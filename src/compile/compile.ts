@@ -23,7 +23,7 @@ import { NAME_MAX, addrType, comment, identifier, ifname, ifnameSet, ipKeyword, 
 import { allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
 import { Mode, State, resolveMode } from './mode';
 import { Box, Cell, PartitionCache, partitionCached } from './partition';
-import { SHARD_MAX, shardBoxes, shardName } from './shard';
+import { SHARD_MAX, shardBoxes, shardContent, shardName } from './shard';
 
 export const TABLE_NAME = 'firewall';
 export const FORWARD_PRIORITY = 1;
@@ -63,10 +63,23 @@ export interface CompileInput {
   readonly services: readonly ServiceResult[];
   readonly state: State;
   readonly mode?: Mode;
-  /** Partition results to reuse across compiles (per map); the output does not depend on it. */
-  readonly cache?: Map<string, PartitionCache>;
+  /** Results to reuse across compiles; the output does not depend on it. */
+  readonly cache?: CompileCache;
   /** Boxes per address shard before it is halved (shard.ts); tests make it small. */
   readonly shardMax?: number;
+}
+
+/**
+ * What a daemon keeps between compiles so a change costs about what it touches: partition results
+ * per map (keyed by content), and per address shard the policy objects it was built from with the
+ * elements they gave. A shard built from the very same (parsed, unchanged) policy objects in the
+ * same order has the same elements, so they are reused without partitioning or formatting.
+ */
+export class CompileCache {
+  /** Per parsed policy object (unchanged while its resourceVersion is). */
+  readonly policies = new WeakMap<Policy, PolicyItems>();
+  readonly partitions = new Map<string, PartitionCache>();
+  readonly shards = new Map<string, { readonly sources: readonly object[]; readonly elements: readonly NftMapElement[] }>();
 }
 
 export interface Compiled {
@@ -105,9 +118,9 @@ function iv(lo: bigint | number, hi: bigint | number): { lo: bigint; hi: bigint 
   return { lo: BigInt(lo), hi: BigInt(hi) };
 }
 
-function portBox(owner: number, p: PortSpec, r: AddrRange): Box {
+function portDims(p: PortSpec, r: AddrRange): Box['dims'] {
   const proto = PROTOCOL_NUMBER[p.protocol];
-  return { owner, dims: [iv(proto, proto), iv(p.range.lo, p.range.hi), iv(r.lo, r.hi)] };
+  return [iv(proto, proto), iv(p.range.lo, p.range.hi), iv(r.lo, r.hi)];
 }
 
 /** Boxes of one direction's maps, per family. */
@@ -120,23 +133,53 @@ function emptyDirection(): DirectionBoxes {
   return { any: { 4: [], 6: [] }, ports: { 4: [], 6: [] } };
 }
 
-function addRule(target: DirectionBoxes, owner: number, rule: PolicyRule): number {
-  const ranges = peerRanges(rule.peers);
-  let added = 0;
-  for (const fam of FAMILIES) {
-    for (const r of ranges[fam]) {
-      if (rule.ports.kind === 'any') {
-        target.any[fam].push({ owner, dims: [iv(r.lo, r.hi)] });
-        added++;
-      } else {
-        for (const p of rule.ports.ports) {
-          target.ports[fam].push(portBox(owner, p, r));
-          added++;
-        }
+/** A direction's box dimensions of one policy, per map and family (owners are set per compile). */
+interface DirectionDims {
+  any: Record<Family, Box['dims'][]>;
+  ports: Record<Family, Box['dims'][]>;
+}
+
+function ruleDims(rules: readonly PolicyRule[]): DirectionDims {
+  const out: DirectionDims = { any: { 4: [], 6: [] }, ports: { 4: [], 6: [] } };
+  for (const rule of rules) {
+    const ranges = peerRanges(rule.peers);
+    for (const fam of FAMILIES) {
+      for (const r of ranges[fam]) {
+        if (rule.ports.kind === 'any') out.any[fam].push([iv(r.lo, r.hi)]);
+        else for (const p of rule.ports.ports) out.ports[fam].push(portDims(p, r));
       }
     }
   }
-  return added;
+  return out;
+}
+
+function countDims(d: DirectionDims): number {
+  return FAMILIES.reduce((n, f) => n + d.any[f].length + d.ports[f].length, 0);
+}
+
+/** What a policy contributes, independent of the other policies: worth keeping per parsed policy. */
+export interface PolicyItems {
+  readonly egressChain: string;
+  readonly ingressChain: string;
+  readonly egress: DirectionDims;
+  readonly ingress: DirectionDims;
+}
+
+function policyItems(p: Policy): PolicyItems {
+  const key = formatRef(p.ref);
+  return {
+    egressChain: chainName('cwnp-e', key, p.ref.name),
+    ingressChain: chainName('cwnp-i', key, p.ref.name),
+    egress: ruleDims(p.egress.filter((r: EgressRule) => !r.toFqdns)),
+    ingress: ruleDims(p.ingress),
+  };
+}
+
+function addDims(target: DirectionBoxes, owner: number, d: DirectionDims): void {
+  for (const fam of FAMILIES) {
+    for (const dims of d.any[fam]) target.any[fam].push({ owner, dims });
+    for (const dims of d.ports[fam]) target.ports[fam].push({ owner, dims });
+  }
 }
 
 function cellRange(family: Family, c: Cell, d: number): AddrRange {
@@ -413,12 +456,17 @@ export function compile(input: CompileInput): Compiled {
   const ingressChains: string[] = [];
   const chains: NftChain[] = [];
   pol.deployed.forEach((p, owner) => {
-    const key = formatRef(p.ref);
-    egressChains[owner] = chainName('cwnp-e', key, p.ref.name);
-    ingressChains[owner] = chainName('cwnp-i', key, p.ref.name);
-    const enforced: EgressRule[] = p.egress.filter((r) => !r.toFqdns);
-    const e = enforced.reduce((n, r) => n + addRule(egress, owner, r), 0);
-    const i = p.ingress.reduce((n, r) => n + addRule(ingress, owner, r), 0);
+    let items = input.cache?.policies.get(p);
+    if (!items) {
+      items = policyItems(p);
+      input.cache?.policies.set(p, items);
+    }
+    egressChains[owner] = items.egressChain;
+    ingressChains[owner] = items.ingressChain;
+    addDims(egress, owner, items.egress);
+    addDims(ingress, owner, items.ingress);
+    const e = countDims(items.egress);
+    const i = countDims(items.ingress);
     if (e > 0) chains.push({ name: egressChains[owner]!, rules: policyChainRules(`accept traffic for np ${p.ref.name}`, logAccepted) });
     if (i > 0) {
       chains.push({ name: ingressChains[owner]!, rules: policyChainRules(`accept traffic for k8s network policy ${p.ref.name}`, logAccepted) });
@@ -450,18 +498,37 @@ export function compile(input: CompileInput): Compiled {
   });
 
   const cached = (name: string, boxes: Box[], dim: number, names: string[]): Cell[] => {
-    let c = input.cache?.get(name);
-    if (input.cache && !c) input.cache.set(name, (c = new Map()));
+    const parts = input.cache?.partitions;
+    let c = parts?.get(name);
+    if (parts && !c) parts.set(name, (c = new Map()));
     return partitionCached(boxes, dim, names, c);
   };
   const maps: NftMap[] = [];
   const lookupChains: NftChain[] = [];
-  const sharded = (name: string, fam: Family, keyType: string, lookup: string, boxes: Box[], names: string[], toElements: (cells: Cell[]) => NftMapElement[]): NftMap => {
+  const sharded = (
+    name: string,
+    fam: Family,
+    keyType: string,
+    lookup: string,
+    boxes: Box[],
+    names: string[],
+    toElements: (cells: Cell[]) => NftMapElement[],
+    sources?: readonly object[],
+  ): NftMap => {
     const bits = FAMILY_BITS[fam];
     const dispatch: NftMapElement[] = [];
     for (const s of shardBoxes(boxes, 2, bits, input.shardMax ?? SHARD_MAX)) {
       const shard = shardName(name, s.block, bits);
-      maps.push({ name: shard, keyType, flags: ['interval'], elements: toElements(splitProtocols(cached(shard, [...s.boxes], 1, names))) });
+      // Boxes come in owner order: the shard's sources are the owners' objects as they change.
+      const from: object[] = [];
+      if (sources) for (const i of s.indices) if (from[from.length - 1] !== sources[boxes[i]!.owner]) from.push(sources[boxes[i]!.owner]!);
+      const memo = sources && input.cache?.shards.get(shard);
+      let elements = memo && memo.sources.length === from.length && memo.sources.every((o, i) => o === from[i]) ? memo.elements : undefined;
+      if (!elements) {
+        elements = toElements(splitProtocols(cached(shard, shardContent(boxes, s, 2), 1, names)));
+        if (sources) input.cache?.shards.set(shard, { sources: from, elements });
+      }
+      maps.push({ name: shard, keyType, flags: ['interval'], elements });
       lookupChains.push({ name: shard, rules: [`${lookup} vmap @${identifier(shard)}`] });
       dispatch.push({ key: range({ family: fam, lo: s.block.lo, hi: s.block.hi }), verdict: `jump ${shard}` });
     }
@@ -478,9 +545,9 @@ export function compile(input: CompileInput): Compiled {
     // it touches when a cache is given.
     maps.push(
       { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`egress_any_${sfx}`, egress.any[fam], 0, egressChains), egressChains) },
-      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], egressChains, (c) => portElements(fam, c, egressChains)),
+      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], egressChains, (c) => portElements(fam, c, egressChains), pol.deployed),
       { name: `ingress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`ingress_any_${sfx}`, ingress.any[fam], 0, ingressChains), ingressChains) },
-      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, ingress.ports[fam], ingressChains, (c) => portElements(fam, c, ingressChains)),
+      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, ingress.ports[fam], ingressChains, (c) => portElements(fam, c, ingressChains), pol.deployed),
       sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, svcBoxes[fam], svcChains, (c) => serviceElements(fam, c, svcChains)),
     );
   }
@@ -488,7 +555,8 @@ export function compile(input: CompileInput): Compiled {
   // Shards that no longer exist leave the cache with their map.
   if (input.cache) {
     const live = new Set(maps.map((m) => m.name));
-    for (const k of input.cache.keys()) if (!live.has(k)) input.cache.delete(k);
+    for (const k of input.cache.partitions.keys()) if (!live.has(k)) input.cache.partitions.delete(k);
+    for (const k of input.cache.shards.keys()) if (!live.has(k)) input.cache.shards.delete(k);
   }
 
   const sets: NftSet[] = [

@@ -24,8 +24,8 @@ export interface Block {
 
 export interface Shard {
   readonly block: Block;
-  /** The boxes inside the block, clipped to it on the address dimension. */
-  readonly boxes: readonly Box[];
+  /** Indices of the boxes that intersect the block, in input order. */
+  readonly indices: readonly number[];
 }
 
 /** Boxes per shard before a block is halved: measured best between load time and map count. */
@@ -39,41 +39,59 @@ function clip(b: Box, dim: number, lo: bigint, hi: bigint): Box {
   return { owner: b.owner, dims };
 }
 
+/** The boxes of a shard, clipped to its block on the address dimension. */
+export function shardContent(boxes: readonly Box[], shard: Shard, dim: number): Box[] {
+  return shard.indices.map((i) => clip(boxes[i]!, dim, shard.block.lo, shard.block.hi));
+}
+
 /**
  * Splits `boxes` into shards by their address dimension `dim` (`bits` wide). A block is halved
  * while it holds more than `max` boxes, unless a quarter of its boxes cover all of it (halving
- * would copy them into both halves). Shards are returned in address order; empty blocks are left out.
+ * would copy them into both halves). Shards are returned in address order; empty blocks are left
+ * out. Only indices are passed around: a caller that can reuse a shard never pays for clipping it.
  */
 export function shardBoxes(boxes: readonly Box[], dim: number, bits: number, max = SHARD_MAX): Shard[] {
-  // IPv4 bounds compare as plain numbers (much cheaper than bigints); IPv6 keeps bigints.
-  const small = bits <= 52;
-  const conv = (x: bigint): number | bigint => (small ? Number(x) : x);
-  const los = boxes.map((b) => conv(b.dims[dim]!.lo));
-  const his = boxes.map((b) => conv(b.dims[dim]!.hi));
   const out: Shard[] = [];
-  const visit = (lo: bigint, len: number, inside: readonly number[]): void => {
-    if (inside.length === 0) return;
+  if (boxes.length === 0) return out;
+  if (bits <= 52) {
+    // IPv4: bounds compare as plain numbers, much cheaper than bigints.
+    const los = new Float64Array(boxes.length);
+    const his = new Float64Array(boxes.length);
+    boxes.forEach((b, i) => {
+      los[i] = Number(b.dims[dim]!.lo);
+      his[i] = Number(b.dims[dim]!.hi);
+    });
+    const visit = (lo: number, len: number, inside: number[]): void => {
+      const hi = lo + 2 ** (bits - len) - 1;
+      let spanning = 0;
+      for (const i of inside) if (los[i]! <= lo && his[i]! >= hi) spanning++;
+      if (inside.length <= max || len === bits || spanning * 4 > inside.length) {
+        out.push({ block: { lo: BigInt(lo), len, hi: BigInt(hi) }, indices: inside });
+        return;
+      }
+      const mid = lo + 2 ** (bits - len - 1);
+      const left = inside.filter((i) => los[i]! < mid);
+      const right = inside.filter((i) => his[i]! >= mid);
+      if (left.length > 0) visit(lo, len + 1, left);
+      if (right.length > 0) visit(mid, len + 1, right);
+    };
+    visit(0, 0, boxes.map((_, i) => i));
+    return out;
+  }
+  const visit = (lo: bigint, len: number, inside: number[]): void => {
     const size = 1n << BigInt(bits - len);
     const hi = lo + size - 1n;
-    const L = conv(lo);
-    const H = conv(hi);
     let spanning = 0;
-    for (const i of inside) if (los[i]! <= L && his[i]! >= H) spanning++;
+    for (const i of inside) if (boxes[i]!.dims[dim]!.lo <= lo && boxes[i]!.dims[dim]!.hi >= hi) spanning++;
     if (inside.length <= max || len === bits || spanning * 4 > inside.length) {
-      // Each box here intersects the block: clipping to it once equals clipping at every level.
-      out.push({ block: { lo, len, hi }, boxes: inside.map((i) => clip(boxes[i]!, dim, lo, hi)) });
+      out.push({ block: { lo, len, hi }, indices: inside });
       return;
     }
     const mid = lo + size / 2n;
-    const M = conv(mid);
-    const left: number[] = [];
-    const right: number[] = [];
-    for (const i of inside) {
-      if (los[i]! < M) left.push(i);
-      if (his[i]! >= M) right.push(i);
-    }
-    visit(lo, len + 1, left);
-    visit(mid, len + 1, right);
+    const left = inside.filter((i) => boxes[i]!.dims[dim]!.lo < mid);
+    const right = inside.filter((i) => boxes[i]!.dims[dim]!.hi >= mid);
+    if (left.length > 0) visit(lo, len + 1, left);
+    if (right.length > 0) visit(mid, len + 1, right);
   };
   visit(0n, 0, boxes.map((_, i) => i));
   return out;

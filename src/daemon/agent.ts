@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { CoreV1Event, KubernetesObject, V1Service } from '@kubernetes/client-node';
-import { ObjectReport, TABLE_NAME, compile, disconnectedTable } from '../compile/compile';
+import { CompileCache, ObjectReport, TABLE_NAME, compile, disconnectedTable } from '../compile/compile';
 import { Mode, resolveMode } from '../compile/mode';
 import { formatProblem } from '../model/fields';
 import { FirewallConfig, parseFirewall } from '../model/firewall';
@@ -16,7 +16,6 @@ import { renderTransaction } from '../nft/render';
 import { Nft } from '../nft/runner';
 import { FILES, StateStore } from './store';
 import { AgentMetrics, cached } from '../report/metrics';
-import { PartitionCache } from '../compile/partition';
 import { startHttp } from '../report/http';
 import { Notifier } from '../report/notify';
 import type { Server } from 'node:http';
@@ -88,7 +87,7 @@ export class Agent {
   private readonly emitted = new Map<string, string>();
   private readonly written = new Map<string, { json: string; at: number }>();
   /** Partition results reused across reconciles: a change re-partitions only what it touches. */
-  private readonly compileCache = new Map<string, PartitionCache>();
+  private readonly compileCache = new CompileCache();
   /** Parse results by object uid and resourceVersion: unchanged objects are not parsed again. */
   private parseCache = new Map<string, { rv: string; result: unknown }>();
   private parseSeen = new Set<string>();

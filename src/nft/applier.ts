@@ -50,12 +50,25 @@ export class Applier {
     private readonly dryRun: boolean,
   ) {}
 
+  /** The table of the last incremental apply, rendered only when someone asks (persistence). */
+  private unrendered: NftTable | undefined;
+
   get last(): (Applied & { baseHash: string | undefined }) | undefined {
+    this.materialize();
     return this.applied && { ...this.applied, baseHash: this.appliedBaseHash };
+  }
+
+  private materialize(): void {
+    if (!this.unrendered) return;
+    const text = renderTransaction([this.unrendered]);
+    this.unrendered = undefined;
+    this.appliedBaseHash = hash(text);
+    this.applied = { text, listing: this.applied?.listing ?? '' };
   }
 
   /** Takes over what an earlier run applied and the kernel still holds (no flap on restart). */
   adopt(baseHash: string | undefined, applied: Applied): void {
+    this.unrendered = undefined;
     this.appliedBaseHash = baseHash;
     this.applied = applied;
     this.needFull = true;
@@ -63,6 +76,7 @@ export class Applier {
 
   /** The next apply sends the whole table, even if unchanged (after a failure, when drift was seen). */
   requireFull(): void {
+    this.materialize();
     this.needFull = true;
     this.appliedBaseHash = undefined;
   }
@@ -74,6 +88,7 @@ export class Applier {
     this.applied = { text, listing: await this.readBack() };
     this.appliedBaseHash = undefined;
     this.appliedTable = undefined;
+    this.unrendered = undefined;
     this.needFull = true;
   }
 
@@ -91,15 +106,24 @@ export class Applier {
    * the same transaction (never alone, never first).
    */
   async apply(table: NftTable, opts: { relaxLegacy: boolean }): Promise<ApplyResult> {
-    const base = renderTransaction([table]);
-    const baseHash = hash(base);
-    // Drift is the periodic check's business (listing a large table costs far more than this).
-    if (!this.dryRun && baseHash === this.appliedBaseHash && !this.needFull) return 'unchanged';
-    const after = opts.relaxLegacy ? await this.legacyRelax() : [];
+    // Between full syncs a change is planned against the table applied last: no render, no hash
+    // of the whole table on the path of a single change.
     const plan =
       !this.dryRun && !this.needFull && this.appliedTable && Date.now() - this.lastFullAt < FULL_RESYNC_MS
         ? planIncremental(this.appliedTable, table)
         : undefined;
+    if (plan && plan.statements.length === 0 && plan.staleChains.length === 0 && plan.staleMaps.length === 0) {
+      this.appliedTable = table;
+      return 'unchanged';
+    }
+    let base: string | undefined;
+    if (!plan) {
+      this.materialize();
+      base = renderTransaction([table]);
+      // Drift is the periodic check's business (listing a large table costs far more than this).
+      if (!this.dryRun && hash(base) === this.appliedBaseHash && !this.needFull) return 'unchanged';
+    }
+    const after = opts.relaxLegacy ? await this.legacyRelax() : [];
     try {
       if (plan) {
         const text = `${[...plan.statements, ...after].join('\n')}\n`;
@@ -110,7 +134,7 @@ export class Applier {
         this.staleChains.push(...plan.staleChains);
         this.staleMaps.push(...plan.staleMaps);
         this.listingStale = true;
-        this.applied = { text: base, listing: this.applied?.listing ?? '' };
+        this.unrendered = table;
         this.lastMode = 'incremental';
         this.lastElements = { added: plan.elementsAdded, deleted: plan.elementsDeleted };
       } else {
@@ -121,6 +145,8 @@ export class Applier {
         if (this.dryRun) return 'checked';
         await this.nft.apply(text);
         this.applied = { text, listing: await this.readBack() };
+        this.appliedBaseHash = hash(base!);
+        this.unrendered = undefined;
         this.staleChains = [];
         this.staleMaps = [];
         this.listingStale = false;
@@ -132,7 +158,6 @@ export class Applier {
       this.needFull = true;
       throw err;
     }
-    this.appliedBaseHash = baseHash;
     this.appliedTable = table;
     this.needFull = false;
     return 'applied';

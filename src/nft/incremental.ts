@@ -78,6 +78,8 @@ export function planIncremental(prev: NftTable, next: NftTable): IncrementalPlan
   let elementsDeleted = 0;
   const adds: string[] = [];
   for (const m of next.maps) {
+    // A compile cache hands over the same element list for an unchanged shard: nothing to compare.
+    if (prevMaps.get(m.name)?.elements === m.elements) continue;
     const before = new Map((prevMaps.get(m.name)?.elements ?? []).map((e) => [e.key, e.verdict]));
     const after = new Map(m.elements.map((e) => [e.key, e.verdict]));
     const del: string[] = [];

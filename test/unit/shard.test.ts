@@ -1,5 +1,8 @@
 import { Box, partition } from '../../src/compile/partition';
-import { shardBoxes, shardName } from '../../src/compile/shard';
+import { shardBoxes, shardContent, shardName } from '../../src/compile/shard';
+import { CompileCache, compile } from '../../src/compile/compile';
+import { PolicyResult, parsePolicy } from '../../src/model/cwnp';
+import { parseFirewall } from '../../src/model/firewall';
 import { compileObjects, cwnp, exampleFirewall } from '../helpers';
 
 function rng(seed: number) {
@@ -35,7 +38,7 @@ describe('address shards', () => {
     for (let seed = 1; seed <= 30; seed++) {
       const boxes = randomBoxes(seed, 5 + seed * 2);
       const whole = partition(boxes);
-      const shards = shardBoxes(boxes, 2, 8, 4).map((s) => ({ block: s.block, cells: partition([...s.boxes]) }));
+      const shards = shardBoxes(boxes, 2, 8, 4).map((s) => ({ block: s.block, cells: partition(shardContent(boxes, s, 2)) }));
       // blocks are aligned, disjoint and in order
       for (const [i, s] of shards.entries()) {
         expect(s.block.hi - s.block.lo + 1n).toBe(1n << BigInt(8 - s.block.len));
@@ -60,14 +63,15 @@ describe('address shards', () => {
     const box = (owner: number, lo: number, hi: number): Box => ({ owner, dims: [{ lo: 6n, hi: 6n }, { lo: 80n, hi: 80n }, { lo: BigInt(lo), hi: BigInt(hi) }] });
     const base = [box(0, 0, 3), box(1, 10, 10), box(2, 200, 201), box(3, 210, 211), box(4, 220, 220)];
     const before = shardBoxes(base, 2, 8, 2);
-    const layout = (ss: typeof before) => ss.map((s) => `${s.block.lo}/${s.block.len}:${s.boxes.length}`);
+    const layout = (ss: typeof before) => ss.map((s) => `${s.block.lo}/${s.block.len}:${s.indices.length}`);
     expect(layout(before)).toEqual(['0/1:2', '192/4:1', '208/4:2']);
-    for (const s of before) expect(s.boxes.length).toBeLessThanOrEqual(2);
+    for (const s of before) expect(s.indices.length).toBeLessThanOrEqual(2);
     // one more box in the upper half: the lower half's blocks are untouched
-    const after = shardBoxes([...base, box(5, 230, 230)], 2, 8, 2);
-    const low = (ss: typeof before) => ss.filter((s) => s.block.hi < 128n).map((s) => `${shardName('m', s.block, 8)}:${s.boxes.map((b) => b.owner).join(',')}`);
-    expect(low(after)).toEqual(low(before));
-    expect(low(before)).toEqual(['m-00-1:0,1']);
+    const more = [...base, box(5, 230, 230)];
+    const after = shardBoxes(more, 2, 8, 2);
+    const low = (ss: typeof before, all: Box[]) => ss.filter((s) => s.block.hi < 128n).map((s) => `${shardName('m', s.block, 8)}:${s.indices.map((i) => all[i]!.owner).join(',')}`);
+    expect(low(after, more)).toEqual(low(before, base));
+    expect(low(before, base)).toEqual(['m-00-1:0,1']);
     expect(layout(after)).toEqual(['0/1:2', '192/4:1', '208/4:2', '224/3:1']);
   });
 
@@ -92,5 +96,42 @@ describe('address shards', () => {
       expect(text.indexOf(`chain ${shard} {`)).toBeLessThan(text.indexOf('map egress_ports_v4 {'));
     }
     expect(text).toMatch(/ip daddr vmap @egress_ports_v4\n/);
+  });
+});
+
+describe('compile cache', () => {
+  test('a daemon-style compile (cache, parse results reused) equals a fresh compile after every change', () => {
+    const fw = parseFirewall(exampleFirewall());
+    if (!fw.ok) throw new Error('firewall');
+    const r = rng(7);
+    const spec = () => ({
+      egress: Array.from({ length: 1 + r(2) }, () => ({
+        to: [{ cidr: `203.0.113.${r(16) * 16}/${28 + r(5)}` }, { cidr: `198.51.${r(4)}.0/24` }],
+        ports: [{ port: [53, 80, 443, 8000 + r(20)][r(4)], protocol: r(4) === 0 ? 'UDP' : 'TCP' }],
+      })),
+    });
+    const parsed = new Map<string, PolicyResult>();
+    const cache = new CompileCache();
+    let last: string[] = [];
+    let prev = new Map<string, unknown>();
+    let reused = 0;
+    for (let i = 0; i < 40; i++) parsed.set(`p${i}`, parsePolicy(cwnp(`p${i}`, spec())));
+    for (let step = 0; step < 30; step++) {
+      // one create, update or delete per step, as the watch delivers them
+      const name = `p${r(50)}`;
+      if (step % 3 === 2) parsed.delete(name);
+      else parsed.set(name, parsePolicy(cwnp(name, spec())));
+      const policies = [...parsed.values()];
+      const cached = compile({ firewall: fw.firewall, policies, services: [], state: 'connected', cache, shardMax: 3 });
+      const fresh = compile({ firewall: fw.firewall, policies, services: [], state: 'connected', shardMax: 3 });
+      expect({ step, table: cached.table }).toEqual({ step, table: fresh.table });
+      expect(cached.table.maps.filter((m) => m.name.startsWith('egress_ports_v4-')).length).toBeGreaterThan(3);
+      reused += cached.table.maps.filter((m) => m.elements.length > 0 && prev.get(m.name) === m.elements).length;
+      prev = new Map(cached.table.maps.map((m) => [m.name, m.elements]));
+      last = cached.table.maps.filter((m) => /^(egress|ingress)_ports_v[46]-/.test(m.name)).map((m) => m.name);
+    }
+    expect(reused).toBeGreaterThan(30); // unchanged shards were taken over, not rebuilt
+    // the cache holds exactly the shards of the last compile: gone ones left with their maps
+    expect([...cache.shards.keys()].sort()).toEqual([...last].sort());
   });
 });
