@@ -22,7 +22,7 @@ import { NftChain, NftMap, NftMapElement, NftSet, NftTable } from '../nft/rulese
 import { NAME_MAX, addrType, comment, identifier, ifname, ifnameSet, ipKeyword, logPrefix, ports, protocol, range } from '../nft/syntax';
 import { allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
 import { Mode, State, resolveMode } from './mode';
-import { Box, Cell, PartitionCache, partitionCached } from './partition';
+import { Box, Cell, PartitionCache, partition, partitionCached } from './partition';
 import { SHARD_MAX, shardBoxes, shardContent, shardName } from './shard';
 
 export const TABLE_NAME = 'firewall';
@@ -70,10 +70,11 @@ export interface CompileInput {
 }
 
 /**
- * What a daemon keeps between compiles so a change costs about what it touches: partition results
- * per map (keyed by content), and per address shard the policy objects it was built from with the
- * elements they gave. A shard built from the very same (parsed, unchanged) policy objects in the
- * same order has the same elements, so they are reused without partitioning or formatting.
+ * What a daemon keeps between compiles so a change costs about what it touches: per parsed policy
+ * its boxes and chain names; per address shard the policy objects it was built from with the
+ * elements they gave (a shard built from the very same objects in the same order has the same
+ * elements, so they are reused without partitioning or formatting; a changed shard, at most a few
+ * thousand boxes, is partitioned afresh); and partition results of the unsharded address maps.
  */
 export class CompileCache {
   /** Per parsed policy object (unchanged while its resourceVersion is). */
@@ -525,7 +526,7 @@ export function compile(input: CompileInput): Compiled {
       const memo = sources && input.cache?.shards.get(shard);
       let elements = memo && memo.sources.length === from.length && memo.sources.every((o, i) => o === from[i]) ? memo.elements : undefined;
       if (!elements) {
-        elements = toElements(splitProtocols(cached(shard, shardContent(boxes, s, 2), 1, names)));
+        elements = toElements(splitProtocols(partition(shardContent(boxes, s, 2))));
         if (sources) input.cache?.shards.set(shard, { sources: from, elements });
       }
       maps.push({ name: shard, keyType, flags: ['interval'], elements });
@@ -539,10 +540,9 @@ export function compile(input: CompileInput): Compiled {
     const t = addrType(fam);
     const ip = ipKeyword(fam);
     const portKey = `${t} . inet_proto . inet_service`;
-    // The *_any maps are plain interval maps (rbtrees), partitioned in groups along the address;
-    // the concatenated maps are sharded by address block (see shard.ts) behind a dispatch map, and
-    // each shard partitioned in groups along the port, so a change re-partitions only the groups
-    // it touches when a cache is given.
+    // The *_any maps are plain interval maps (rbtrees), partitioned in groups along the address
+    // (a cache keeps the groups a change does not touch); the concatenated maps are sharded by
+    // address block (see shard.ts) behind a dispatch map.
     maps.push(
       { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`egress_any_${sfx}`, egress.any[fam], 0, egressChains), egressChains) },
       sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], egressChains, (c) => portElements(fam, c, egressChains), pol.deployed),

@@ -72,6 +72,8 @@ export class Agent {
   private readonly serviceWatch: ResourceWatch<V1Service>;
   private timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | undefined;
+  /** When the first change not yet reconciled arrived (for the change-to-enforced log field). */
+  private changedAt: number | undefined;
   private retry: NodeJS.Timeout | undefined;
   private retryMs = RETRY_MIN_MS;
   private running = false;
@@ -128,7 +130,10 @@ export class Agent {
       snapshot: () => ({ state: this.state, stale: this.stale, policies: countOutcomes(this.lastReports), watches: this.status.watches }),
     });
     const resyncMs = opts.resyncMs ?? 5 * 60_000;
-    const onChange = (): void => this.schedule();
+    const onChange = (): void => {
+      this.changedAt ??= Date.now();
+      this.schedule();
+    };
     const onHealth = (h: WatchHealth): void => this.onHealth(h);
     this.firewallWatch = new ResourceWatch<Unstructured>({
       name: 'seed/firewall',
@@ -485,11 +490,15 @@ export class Agent {
     this.lastRunAgainstSeed = new Date();
     this.setInterval(fw.intervalMs);
     const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
+    const changedAt = this.changedAt;
+    this.changedAt = undefined;
+    const listStarted = Date.now();
     const policies: PolicyResult[] = this.policyWatch.list().map((o) => this.parsed(o, () => parsePolicy(o as Record<string, unknown>)));
     const services = this.serviceWatch.list().map((o) => this.parsed(o, () => parseService(o as unknown as Record<string, unknown>)));
     const mode = resolveMode(this.opts.mode, fw);
     this.mode = mode;
     const compileStarted = Date.now();
+    const listMs = compileStarted - listStarted;
     const compiled = compile({ firewall: fw, policies, services, state: 'connected', mode, cache: this.compileCache });
     const compileMs = Date.now() - compileStarted;
     this.pruneParsed();
@@ -526,8 +535,10 @@ export class Agent {
           mode,
           how: this.applier.lastMode,
           ...(this.applier.lastElements ?? {}),
+          listMs,
           compileMs,
           applyMs: Date.now() - started,
+          ...(changedAt !== undefined ? { sinceChangeMs: Date.now() - changedAt } : {}),
           ...counts,
           previousState: this.state,
         });
