@@ -493,7 +493,7 @@ export class Agent {
     const changedAt = this.changedAt;
     this.changedAt = undefined;
     const listStarted = Date.now();
-    const policies: PolicyResult[] = this.policyWatch.list().map((o) => this.parsed(o, () => parsePolicy(o as Record<string, unknown>)));
+    const policies: PolicyResult[] = this.policyWatch.list().map((o) => this.parsed(o, () => parsePolicy(o as Record<string, unknown>), true));
     const services = this.serviceWatch.list().map((o) => this.parsed(o, () => parseService(o as unknown as Record<string, unknown>)));
     const mode = resolveMode(this.opts.mode, fw);
     this.mode = mode;
@@ -567,9 +567,15 @@ export class Agent {
    * Queues status writes and returns at once: thousands of policies must not hold up the next
    * reconcile. A background worker writes the latest wanted status of each queued policy.
    */
-  private parsed<R>(o: KubernetesObject, parse: () => R): R {
+  /**
+   * Parse results by uid and version. For policies the version is the generation: only spec
+   * changes bump it, so our own status writes keep the parsed object (and with it everything the
+   * compile cache derived from it). Services are parsed by resourceVersion: their status matters.
+   */
+  private parsed<R>(o: KubernetesObject, parse: () => R, bySpec = false): R {
     const uid = o.metadata?.uid;
-    const rv = o.metadata?.resourceVersion;
+    const gen = o.metadata?.generation;
+    const rv = bySpec && gen !== undefined ? `g${gen}` : o.metadata?.resourceVersion;
     if (!uid || !rv) return parse();
     this.parseSeen.add(uid);
     const hit = this.parseCache.get(uid);
