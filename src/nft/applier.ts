@@ -123,7 +123,10 @@ export class Applier {
       // Drift is the periodic check's business (listing a large table costs far more than this).
       if (!this.dryRun && hash(base) === this.appliedBaseHash && !this.needFull) return 'unchanged';
     }
-    const after = opts.relaxLegacy ? await this.legacyRelax() : [];
+    // The legacy table is relaxed with the transaction that loads our forward chain; an
+    // incremental one changes only elements and chains behind it (a reload of the legacy table
+    // flushes ours too, which the drift check repairs with a full apply).
+    const after = opts.relaxLegacy && !plan ? await this.legacyRelax() : [];
     try {
       if (plan) {
         const text = `${[...plan.statements, ...after].join('\n')}\n`;
