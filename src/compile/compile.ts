@@ -512,7 +512,6 @@ export function compile(input: CompileInput): Compiled {
     keyType: string,
     lookup: string,
     boxes: Box[],
-    names: string[],
     toElements: (cells: Cell[]) => NftMapElement[],
     sources?: readonly object[],
   ): NftMap => {
@@ -545,10 +544,10 @@ export function compile(input: CompileInput): Compiled {
     // address block (see shard.ts) behind a dispatch map.
     maps.push(
       { name: `egress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`egress_any_${sfx}`, egress.any[fam], 0, egressChains), egressChains) },
-      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], egressChains, (c) => portElements(fam, c, egressChains), pol.deployed),
+      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, egress.ports[fam], (c) => portElements(fam, c, egressChains), pol.deployed),
       { name: `ingress_any_${sfx}`, keyType: t, flags: ['interval'], elements: anyElements(fam, cached(`ingress_any_${sfx}`, ingress.any[fam], 0, ingressChains), ingressChains) },
-      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, ingress.ports[fam], ingressChains, (c) => portElements(fam, c, ingressChains), pol.deployed),
-      sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, svcBoxes[fam], svcChains, (c) => serviceElements(fam, c, svcChains)),
+      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, ingress.ports[fam], (c) => portElements(fam, c, ingressChains), pol.deployed),
+      sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, svcBoxes[fam], (c) => serviceElements(fam, c, svcChains)),
     );
   }
   chains.push(...lookupChains);
