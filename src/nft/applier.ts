@@ -76,7 +76,6 @@ export class Applier {
 
   /** The next apply sends the whole table, even if unchanged (after a failure, when drift was seen). */
   requireFull(): void {
-    this.materialize();
     this.needFull = true;
     this.appliedBaseHash = undefined;
   }
@@ -118,10 +117,12 @@ export class Applier {
     }
     let base: string | undefined;
     if (!plan) {
-      this.materialize();
       base = renderTransaction([table]);
       // Drift is the periodic check's business (listing a large table costs far more than this).
-      if (!this.dryRun && hash(base) === this.appliedBaseHash && !this.needFull) return 'unchanged';
+      if (!this.dryRun && !this.needFull) {
+        this.materialize(); // only here is the hash of what was applied last needed
+        if (hash(base) === this.appliedBaseHash) return 'unchanged';
+      }
     }
     // The legacy table is relaxed with the transaction that loads our forward chain; an
     // incremental one changes only elements and chains behind it (a reload of the legacy table
