@@ -520,13 +520,14 @@ export function compile(input: CompileInput): Compiled {
     for (const s of shardBoxes(boxes, 2, bits, input.shardMax ?? SHARD_MAX)) {
       const shard = shardName(name, s.block, bits);
       // Boxes come in owner order: the shard's sources are the owners' objects as they change.
+      const memoize = sources !== undefined && input.cache !== undefined;
       const from: object[] = [];
-      if (sources) for (const i of s.indices) if (from[from.length - 1] !== sources[boxes[i]!.owner]) from.push(sources[boxes[i]!.owner]!);
-      const memo = sources && input.cache?.shards.get(shard);
+      if (memoize) for (const i of s.indices) if (from[from.length - 1] !== sources[boxes[i]!.owner]) from.push(sources[boxes[i]!.owner]!);
+      const memo = memoize ? input.cache!.shards.get(shard) : undefined;
       let elements = memo && memo.sources.length === from.length && memo.sources.every((o, i) => o === from[i]) ? memo.elements : undefined;
       if (!elements) {
         elements = toElements(splitProtocols(partition(shardContent(boxes, s, 2))));
-        if (sources) input.cache?.shards.set(shard, { sources: from, elements });
+        if (memoize) input.cache!.shards.set(shard, { sources: from, elements });
       }
       maps.push({ name: shard, keyType, flags: ['interval'], elements });
       lookupChains.push({ name: shard, rules: [`${lookup} vmap @${identifier(shard)}`] });
