@@ -4,6 +4,10 @@
  * tools aim at another network namespace.
  */
 import { spawn } from 'node:child_process';
+import { NftBaseChain, TableRef } from './ruleset';
+import { transactionText } from './serialize';
+import { TableStats, parseTableStats } from './stats';
+import { Transaction } from './transaction';
 
 export interface ExecResult {
   readonly code: number;
@@ -48,13 +52,21 @@ export interface ListOptions {
   readonly terse?: boolean;
 }
 
+/**
+ * Everything the agent does with nft, typed. The real implementation is `NftCli`; `FakeNft`
+ * (fake.ts) applies the same transactions to an in-memory table for unit tests.
+ */
 export interface Nft {
   /** Validates the transaction in the kernel without committing it (`nft -c -f -`). */
-  check(text: string): Promise<void>;
+  check(tx: Transaction): Promise<void>;
   /** Applies the transaction atomically (`nft -f -`). */
-  apply(text: string): Promise<void>;
-  /** `nft [-s] list table FAMILY NAME`, or undefined when the table does not exist. */
-  listTable(family: string, name: string, opts?: ListOptions): Promise<string | undefined>;
+  apply(tx: Transaction): Promise<void>;
+  /** The table as nft lists it without counter values (`nft -s list table`); undefined when absent. */
+  list(table: TableRef): Promise<string | undefined>;
+  /** Named and per-rule counters (`nft -j -t list table`: no set elements); undefined when absent. */
+  counters(table: TableRef): Promise<TableStats | undefined>;
+  /** A base chain's declaration (e.g. the legacy table's forward chain); undefined when absent. */
+  baseChain(table: TableRef, chain: string): Promise<NftBaseChain | undefined>;
 }
 
 export class NftCli implements Nft {
@@ -67,14 +79,40 @@ export class NftCli implements Nft {
     return [...this.prefix, this.binary, ...args];
   }
 
-  async check(text: string): Promise<void> {
+  check(tx: Transaction): Promise<void> {
+    return this.checkText(transactionText(tx));
+  }
+
+  apply(tx: Transaction): Promise<void> {
+    return this.applyText(transactionText(tx));
+  }
+
+  async checkText(text: string): Promise<void> {
     const r = await exec(this.argv(['-c', '-f', '-']), text);
     if (r.code !== 0) throw new NftError('check', r);
   }
 
-  async apply(text: string): Promise<void> {
+  async applyText(text: string): Promise<void> {
     const r = await exec(this.argv(['-f', '-']), text);
     if (r.code !== 0) throw new NftError('apply', r);
+  }
+
+  list(table: TableRef): Promise<string | undefined> {
+    return this.listTable(table.family, table.name, { stateless: true });
+  }
+
+  async counters(table: TableRef): Promise<TableStats | undefined> {
+    const json = await this.listTable(table.family, table.name, { json: true, terse: true });
+    return json === undefined ? undefined : parseTableStats(json);
+  }
+
+  async baseChain(table: TableRef, chain: string): Promise<NftBaseChain | undefined> {
+    const json = await this.listTable(table.family, table.name, { json: true, terse: true });
+    if (!json) return undefined;
+    const doc = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
+    const c = doc.nftables?.map((i) => i.chain).find((x) => x && x.name === chain && typeof x.hook === 'string');
+    if (!c || typeof c.prio !== 'number' || (c.type !== 'filter' && c.type !== 'nat')) return undefined;
+    return { type: c.type, hook: c.hook as NftBaseChain['hook'], priority: c.prio, policy: c.policy === 'drop' ? 'drop' : 'accept' };
   }
 
   async listTable(family: string, name: string, opts: ListOptions = {}): Promise<string | undefined> {

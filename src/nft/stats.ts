@@ -3,7 +3,7 @@
  * its action and values. Pure: takes the JSON text.
  */
 
-import { CounterCarry, ruleKey } from './render';
+import { CounterCarry, ruleKey } from './transaction';
 import { CounterValue } from './ruleset';
 
 export type { CounterValue };

@@ -14,11 +14,13 @@ export const NAME_MAX = 200;
 const SAFE_COMMENT = /[^A-Za-z0-9 ._/:,()=+-]/g;
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_.\-/]*$/;
 
-/** `comment "…"` with a sanitised, length-bounded text (defence in depth: inputs are validated). */
-export function comment(text: string): string {
-  let t = text.replace(SAFE_COMMENT, '?');
-  if (t.length > COMMENT_MAX) t = `${t.slice(0, COMMENT_MAX - 1)}~`;
-  return `comment "${t}"`;
+/**
+ * A comment's text made safe and length-bounded (defence in depth: inputs are validated). Metrics
+ * never read names back from comments: nft keeps at most 128 bytes of them.
+ */
+export function safeComment(text: string): string {
+  const t = text.replace(SAFE_COMMENT, '?');
+  return t.length > COMMENT_MAX ? `${t.slice(0, COMMENT_MAX - 1)}~` : t;
 }
 
 export function identifier(name: string): string {

@@ -1,0 +1,57 @@
+/**
+ * A transaction: typed operations that `nft -f` runs as one atomic batch (in the manner of
+ * knftables). Full applies and incremental updates are both built from these; `serialize.ts`
+ * writes them as nft text for the real `nft`, and `fake.ts` applies them to an in-memory table.
+ */
+import { CounterValue, NftBaseChain, NftElement, NftRule, NftTable, TableRef } from './ruleset';
+
+/**
+ * Counter values to carry into a redefined table, so counters stay monotonic across full applies:
+ * named counters by name, rule counters by chain and comment.
+ */
+export interface CounterCarry {
+  readonly named: Readonly<Record<string, CounterValue>>;
+  readonly rules: ReadonlyMap<string, CounterValue>;
+}
+
+export function ruleKey(chain: string, comment: string): string {
+  return `${chain}\u0000${comment}`;
+}
+
+export type Op =
+  | { readonly verb: 'add' | 'delete'; readonly kind: 'table'; readonly table: TableRef }
+  /** `table inet firewall { … }`: the whole table with its objects, counters carried over. */
+  | { readonly verb: 'define'; readonly kind: 'table'; readonly table: NftTable; readonly carry?: CounterCarry }
+  /** Creates a chain, or (with `base`) sets an existing base chain's declaration and policy. */
+  | { readonly verb: 'add'; readonly kind: 'chain'; readonly table: TableRef; readonly name: string; readonly base?: NftBaseChain }
+  | { readonly verb: 'flush' | 'delete'; readonly kind: 'chain' | 'map'; readonly table: TableRef; readonly name: string }
+  | { readonly verb: 'add'; readonly kind: 'map'; readonly table: TableRef; readonly name: string; readonly keyType: string; readonly flags: readonly string[] }
+  | { readonly verb: 'add'; readonly kind: 'rule'; readonly table: TableRef; readonly chain: string; readonly rule: NftRule }
+  | { readonly verb: 'add' | 'delete'; readonly kind: 'element'; readonly table: TableRef; readonly set: string; readonly elements: readonly NftElement[] }
+  /** A persisted ruleset as text (restoring the last-known-good); only the real nft takes it. */
+  | { readonly verb: 'raw'; readonly kind: 'text'; readonly text: string };
+
+export interface Transaction {
+  readonly ops: readonly Op[];
+}
+
+export function tableRef(t: { family: string; name: string }): TableRef {
+  return { family: t.family, name: t.name };
+}
+
+/** Replaces `table` as a whole: declare (so the delete cannot fail on a first run), delete, define. */
+export function fullTransaction(table: NftTable, opts: { carry?: CounterCarry; after?: readonly Op[] } = {}): Transaction {
+  const ref = tableRef(table);
+  return {
+    ops: [
+      { verb: 'add', kind: 'table', table: ref },
+      { verb: 'delete', kind: 'table', table: ref },
+      { verb: 'define', kind: 'table', table, carry: opts.carry },
+      ...(opts.after ?? []),
+    ],
+  };
+}
+
+export function rawTransaction(text: string): Transaction {
+  return { ops: [{ verb: 'raw', kind: 'text', text }] };
+}
