@@ -102,7 +102,7 @@ export function program(): Command {
     (opts: RenderOptions) =>
       guarded(async () => {
         const { text, notDeployed } = await build(opts);
-        await new NftCli().check(text);
+        await new NftCli().checkText(text);
         if (notDeployed > 0) {
           err(`check: ${notDeployed} object(s) would not be fully deployed`);
           return EXIT_NOT_DEPLOYED;
@@ -118,7 +118,7 @@ export function program(): Command {
       guarded(async () => {
         const { text } = await build(opts);
         const nft = new NftCli();
-        await nft.check(text);
+        await nft.checkText(text);
         if (opts.dryRun) {
           process.stdout.write(text);
           const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
@@ -127,7 +127,7 @@ export function program(): Command {
           process.stdout.write(current === next ? '\n# no changes against the kernel\n' : `\n# diff against the kernel\n${patch}`);
           return EXIT_OK;
         }
-        await nft.apply(text);
+        await nft.applyText(text);
         const applied = await nft.listTable('inet', TABLE_NAME, { stateless: true });
         if (applied === undefined || !/hook forward priority/.test(applied)) {
           err('error: the table is not in the kernel after apply');
@@ -203,6 +203,7 @@ export function program(): Command {
     .command('run')
     .description('the daemon: drop until connected to seed and shoot, then enforce and report')
     .option('--config <file>', 'configuration file (YAML/JSON); flags override it')
+    .option('--source-dir <dir>', 'standalone: read the Firewall, policies and Services from files in this directory instead of the clusters')
     .option('--seed-kubeconfig <file>', `seed kubeconfig (default ${DEFAULT_SEED_KUBECONFIG})`)
     .option('--shoot-kubeconfig <file>', "shoot kubeconfig (default: from the Firewall's status.shootAccess)")
     .option('--firewall-name <name>', 'the Firewall to read (default: the hostname)')
@@ -218,6 +219,7 @@ export function program(): Command {
       try {
         config = loadConfig(opts.config as string | undefined, {
           seedKubeconfig: opts.seedKubeconfig as string | undefined,
+          sourceDir: opts.sourceDir as string | undefined,
           shootKubeconfig: opts.shootKubeconfig as string | undefined,
           firewallName: opts.firewallName as string | undefined,
           firewallNamespace: opts.firewallNamespace as string | undefined,
@@ -235,7 +237,14 @@ export function program(): Command {
       }
       const log = jsonLogger(undefined, config.logLevel);
       const agent = new Agent({
-        ...config,
+        input: config.sourceDir
+          ? { sourceDir: config.sourceDir }
+          : { cluster: { seedKubeconfig: config.seedKubeconfig, shootKubeconfig: config.shootKubeconfig, firewallNamespace: config.firewallNamespace } },
+        firewallName: config.firewallName,
+        mode: config.mode,
+        dryRun: config.dryRun,
+        stateDir: config.stateDir,
+        restoreLastKnownGood: config.restoreLastKnownGood,
         nft: new NftCli(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
         log,
         http: config.metricsAddress ? parseHostPort(config.metricsAddress) : undefined,
@@ -247,7 +256,15 @@ export function program(): Command {
       };
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
-      await agent.start();
+      try {
+        await agent.start();
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        // A configuration error (e.g. --source-dir that does not exist): say so, change nothing more.
+        err(`error: ${e.message}`);
+        await agent.stop().catch(() => undefined);
+        process.exit(EXIT_BAD_INPUT);
+      }
     });
   return prog;
 }

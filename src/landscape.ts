@@ -1,14 +1,97 @@
 /**
- * One offline landscape: what a set of files says about one firewall. Turns the sorted objects into
- * a compile input and the lines an operator reads on stderr.
+ * The front end shared by the CLI and the daemon: a snapshot of raw objects (from files or the
+ * clusters) becomes the compiler's input, through an explicit parse cache, plus the lines an
+ * operator reads about things that are not one policy (skipped kinds, Firewall warnings).
  */
-import { Compiled, CompileInput, ObjectReport, compile } from './compile/compile';
+import { CompileCache, CompileInput, Compiled, ObjectReport, compile } from './compile/compile';
 import { Mode, State } from './compile/mode';
+import { PolicyResult, parsePolicy } from './model/cwnp';
 import { formatProblem } from './model/fields';
-import { FirewallConfig } from './model/firewall';
-import { classify } from './model/inventory';
+import { FirewallConfig, FirewallResult, parseFirewall } from './model/firewall';
 import { formatRef } from './model/names';
+import { ServiceResult, parseService } from './model/service';
 import { InputError, readSources } from './sources/files';
+import { Snapshot, SnapshotObject, snapshotOf } from './sources/source';
+
+/**
+ * Parse results by snapshot key. The compile cache keys its work by the parsed objects, so a hit
+ * here (the very same parsed object) is what lets an unchanged policy cost nothing downstream.
+ */
+export class ParseCache {
+  private entries = new Map<string, unknown>();
+  private seen = new Set<string>();
+
+  private get<R>(o: SnapshotObject, parse: () => R): R {
+    this.seen.add(o.key);
+    let r = this.entries.get(o.key) as R | undefined;
+    if (r === undefined) this.entries.set(o.key, (r = parse()));
+    return r;
+  }
+
+  policy(o: SnapshotObject): PolicyResult {
+    return this.get(o, () => parsePolicy(o.object));
+  }
+
+  service(o: SnapshotObject): ServiceResult {
+    return this.get(o, () => parseService(o.object));
+  }
+
+  firewall(o: SnapshotObject): FirewallResult {
+    return this.get(o, () => parseFirewall(o.object));
+  }
+
+  /** Forgets what the last build did not use (objects that are gone or changed). */
+  prune(): void {
+    for (const k of this.entries.keys()) if (!this.seen.has(k)) this.entries.delete(k);
+    this.seen = new Set();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+export type Built =
+  | { readonly ok: true; readonly input: CompileInput; readonly firewall: FirewallConfig | undefined; readonly notes: readonly string[] }
+  | { readonly ok: false; readonly problem: 'no-firewall' | 'invalid-firewall' | 'several-firewalls'; readonly message: string; readonly notes: readonly string[] };
+
+export interface BuildOptions {
+  readonly state: State;
+  readonly mode?: Mode;
+  readonly parseCache?: ParseCache;
+  readonly compileCache?: CompileCache;
+}
+
+/** Turns a snapshot into compile input; a missing, duplicated or invalid Firewall is an outcome, not an exception. */
+export function buildInput(snapshot: Snapshot, opts: BuildOptions): Built {
+  const cache = opts.parseCache ?? new ParseCache();
+  const notes = [...snapshot.notes];
+  let firewall: FirewallConfig | undefined;
+  if (snapshot.firewalls.length > 1) {
+    const where = snapshot.firewalls.map((f) => f.origin).join(', ');
+    return { ok: false, problem: 'several-firewalls', message: `found ${snapshot.firewalls.length} Firewalls (${where}); give exactly one`, notes };
+  }
+  const fw = snapshot.firewalls[0];
+  if (fw) {
+    const parsed = cache.firewall(fw);
+    if (!parsed.ok) {
+      return { ok: false, problem: 'invalid-firewall', message: `${fw.origin}: invalid Firewall: ${parsed.problems.map(formatProblem).join('; ')}`, notes };
+    }
+    firewall = parsed.firewall;
+    for (const w of firewall.warnings) notes.push(`firewall ${formatRef(firewall.ref)}: ${formatProblem(w)}`);
+  } else if (opts.state === 'connected') {
+    return { ok: false, problem: 'no-firewall', message: 'no Firewall (firewall.metal-stack.io/v2) in the input; the connected ruleset needs one', notes };
+  }
+  const policies = snapshot.policies.map((o) => cache.policy(o));
+  const services = snapshot.services.map((o) => cache.service(o));
+  cache.prune();
+  return {
+    ok: true,
+    firewall,
+    notes,
+    input: { firewall, policies, services, state: opts.state, mode: opts.mode, cache: opts.compileCache },
+  };
+}
 
 export interface Landscape {
   readonly input: CompileInput;
@@ -16,31 +99,18 @@ export interface Landscape {
   readonly notes: readonly string[];
 }
 
-/** Reads files and builds the compile input; InputError when the input is unusable. */
+/** The offline CLI's path: files → snapshot → compile input; InputError when the input is unusable. */
 export async function loadLandscape(paths: readonly string[], state: State, mode: Mode | undefined): Promise<Landscape> {
   // The disconnected ruleset depends on nothing, so it can be rendered without input (boot rules).
   const { objects, notes } = paths.length === 0 && state === 'disconnected' ? { objects: [], notes: [] } : await readSources(paths);
-  const inv = classify(objects);
-  const allNotes = [...notes, ...inv.notes];
-  let firewall: FirewallConfig | undefined;
-  if (inv.firewalls.length > 1) {
-    throw new InputError(`found ${inv.firewalls.length} Firewalls (${inv.firewalls.map((f) => f.origin).join(', ')}); give exactly one`);
-  }
-  const fw = inv.firewalls[0];
-  if (fw) {
-    if (!fw.result.ok) {
-      throw new InputError(`${fw.origin}: invalid Firewall: ${fw.result.problems.map(formatProblem).join('; ')}`);
-    }
-    firewall = fw.result.firewall;
-    for (const w of firewall.warnings) allNotes.push(`firewall ${formatRef(firewall.ref)}: ${formatProblem(w)}`);
-  } else if (state === 'connected') {
-    throw new InputError('no Firewall (firewall.metal-stack.io/v2) in the input; the connected ruleset needs one');
-  }
-  return { input: { firewall, policies: inv.policies, services: inv.services, state, mode }, notes: allNotes };
-}
-
-export function compileLandscape(l: Landscape): Compiled {
-  return compile(l.input);
+  const snapshot = snapshotOf(
+    objects.map((o, i) => ({ key: `${i}`, origin: o.origin, object: o.object })),
+    true,
+    notes,
+  );
+  const built = buildInput(snapshot, { state, mode });
+  if (!built.ok) throw new InputError(built.message);
+  return { input: built.input, notes: built.notes };
 }
 
 /** `<namespace>/<name>: <reason>` for every object not deployed, plus warnings and unenforced parts. */
@@ -59,4 +129,8 @@ export function reportLines(reports: readonly ObjectReport[]): string[] {
 /** Objects that would not be fully enforced: rejected, ignored, or with unenforced parts. */
 export function notFullyDeployed(reports: readonly ObjectReport[]): ObjectReport[] {
   return reports.filter((r) => r.outcome !== 'deployed' || r.unenforced.length > 0);
+}
+
+export function compileLandscape(l: Landscape): Compiled {
+  return compile(l.input);
 }

@@ -9,6 +9,8 @@ import { Level } from '../report/log';
 
 export interface DaemonConfig {
   seedKubeconfig: string;
+  /** Standalone: read the Firewall, policies and Services from this directory instead of the clusters. */
+  sourceDir?: string;
   shootKubeconfig?: string;
   firewallName?: string;
   firewallNamespace?: string;
@@ -31,7 +33,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/firewall-agent';
 /** Loopback only by default; set 0.0.0.0:9638 (and open the port) to let Prometheus scrape remotely. */
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9638';
 
-const STRING_KEYS = ['seedKubeconfig', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir'] as const;
+const STRING_KEYS = ['seedKubeconfig', 'sourceDir', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir'] as const;
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
 
 export class ConfigError extends Error {}

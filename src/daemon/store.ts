@@ -1,9 +1,12 @@
 /**
- * Persistence under the state directory: what was applied last, the last-known-good connected
- * ruleset, the boot-time drop ruleset, and a small state file. Every write is atomic
+ * Persistence under the state directory: what was applied last (as nft text, for operators and
+ * `--restore-last-known-good`), the last-known-good connected ruleset, the boot-time drop ruleset,
+ * and a small state file with the fingerprints of what the kernel may hold. Every write is atomic
  * (temp file, fsync, rename, fsync of the directory), so a crash leaves the old or the new file.
+ *
+ * Nothing here is on the path to a safe state: the drop ruleset is applied whether or not the
+ * directory is usable, and a failed write only means the next start drops instead of keeping.
  */
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -14,18 +17,19 @@ export const FILES = {
   state: 'state.json',
 } as const;
 
-export interface PersistedState {
-  readonly version: 1;
-  readonly state: 'disconnected' | 'connected';
-  readonly appliedAt: string;
-  /** sha256 of the transaction without counter values: "is this what we would apply again?" */
-  readonly baseHash: string | undefined;
-  /** `nft -s list table` right after the apply: "does the kernel still hold it?" */
-  readonly listing: string;
-}
+export type PersistedKind = 'disconnected' | 'connected';
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+export interface PersistedState {
+  readonly version: 2;
+  readonly state: PersistedKind;
+  readonly appliedAt: string;
+  /** Fingerprint (fingerprint.ts) of the table applied last. */
+  readonly fingerprint: string | undefined;
+  /**
+   * Written before a transaction is sent: if the agent dies between the kernel's commit and the
+   * next write, the kernel holds this one, which is ours as much as the last.
+   */
+  readonly pending?: string;
 }
 
 async function atomicWrite(dir: string, name: string, data: string): Promise<void> {
@@ -48,16 +52,25 @@ async function atomicWrite(dir: string, name: string, data: string): Promise<voi
 }
 
 export class StateStore {
+  private current: PersistedState | undefined;
+  /** State-file updates one after the other: each builds on the one before. */
+  private chain: Promise<unknown> = Promise.resolve();
+
   constructor(readonly dir: string) {}
 
   async init(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const st = await fs.stat(this.dir);
+    if (!st.isDirectory()) throw new Error(`${this.dir} is not a directory`);
   }
 
+  /** The state file, or undefined when missing, unreadable, truncated or of another version. */
   async load(): Promise<PersistedState | undefined> {
     try {
       const s = JSON.parse(await fs.readFile(path.join(this.dir, FILES.state), 'utf8')) as PersistedState;
-      return s.version === 1 && typeof s.listing === 'string' ? s : undefined;
+      if (s.version !== 2 || (s.fingerprint !== undefined && typeof s.fingerprint !== 'string')) return undefined;
+      this.current = s;
+      return s;
     } catch {
       return undefined;
     }
@@ -71,12 +84,36 @@ export class StateStore {
     }
   }
 
+  private updateState(next: (c: PersistedState | undefined) => PersistedState): Promise<void> {
+    const run = this.chain.then(async () => {
+      const s = next(this.current);
+      await atomicWrite(this.dir, FILES.state, `${JSON.stringify(s, null, 2)}\n`);
+      this.current = s;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Records, before it is sent, the fingerprint of a table about to be applied. */
+  async savePending(fingerprint: string): Promise<void> {
+    await this.updateState((c) => ({
+      version: 2,
+      state: c?.state ?? 'disconnected',
+      appliedAt: c?.appliedAt ?? new Date(0).toISOString(),
+      fingerprint: c?.fingerprint,
+      pending: fingerprint,
+    }));
+  }
+
   /** Records a successful apply; a connected ruleset also becomes the last-known-good. */
-  async saveApplied(state: PersistedState['state'], text: string, listing: string, baseHash: string | undefined): Promise<void> {
+  async saveApplied(state: PersistedKind, text: string, fingerprint: string): Promise<void> {
     await atomicWrite(this.dir, FILES.applied, text);
     if (state === 'connected') await atomicWrite(this.dir, FILES.lastKnownGood, text);
-    const s: PersistedState = { version: 1, state, appliedAt: new Date().toISOString(), baseHash, listing };
-    await atomicWrite(this.dir, FILES.state, `${JSON.stringify(s, null, 2)}\n`);
+    await this.updateState((c) => {
+      // A newer pending fingerprint (a later apply under way) stays.
+      const pending = c?.pending !== fingerprint ? c?.pending : undefined;
+      return { version: 2, state, appliedAt: new Date().toISOString(), fingerprint, ...(pending ? { pending } : {}) };
+    });
   }
 
   /** The drop ruleset the boot unit loads before the network comes up; rewritten when it changes. */

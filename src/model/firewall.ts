@@ -65,6 +65,12 @@ export type FirewallResult =
   | { readonly ok: false; readonly problems: readonly Problem[] };
 
 export const DEFAULT_INTERVAL_MS = 10_000;
+/**
+ * spec.interval paces the drift check and the FirewallMonitor: more often than every second would
+ * keep nft busy listing the table, less often than hourly would leave drift unrepaired too long.
+ */
+export const INTERVAL_MIN_MS = 1000;
+export const INTERVAL_MAX_MS = 3_600_000;
 
 const ROLE_BY_TYPE: Record<string, NetworkRole> = {
   privateprimaryunshared: 'node',
@@ -233,7 +239,13 @@ export function parseFirewall(obj: Obj): FirewallResult {
   if (interval !== undefined && interval !== '') {
     const ms = parseGoDuration(interval);
     if (ms === undefined || ms <= 0) r.fail('spec.interval', `${quote(interval)} is not a duration like 10s`);
-    else intervalMs = ms;
+    else if (ms < INTERVAL_MIN_MS) {
+      warnings.push({ path: 'spec.interval', message: `${quote(interval)} is below the minimum 1s; using 1s` });
+      intervalMs = INTERVAL_MIN_MS;
+    } else if (ms > INTERVAL_MAX_MS) {
+      warnings.push({ path: 'spec.interval', message: `${quote(interval)} is above the maximum 1h; using 1h` });
+      intervalMs = INTERVAL_MAX_MS;
+    } else intervalMs = ms;
   }
   let dnsServer: IpAddress | undefined;
   const dns = r.string(spec.dnsServerAddress, 'spec.dnsServerAddress', 64);

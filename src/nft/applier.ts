@@ -1,222 +1,223 @@
 /**
- * The apply path (DESIGN §4): carry counters over, validate with `nft -c`, apply in one
- * transaction, read back and verify. On any failure the kernel keeps what it had; the caller
- * reports and retries.
+ * Applying tables (DESIGN §4), called only by the sync loop: carry counters over, validate with
+ * `nft -c`, apply in one transaction; between full syncs send only what changed. It keeps what the
+ * kernel should hold (the table applied last plus chains and maps waiting for cleanup) as a
+ * fingerprint, so drift is judged against what was meant, never adopted from the kernel. On any
+ * failure the kernel keeps what it had and the next apply is a full one.
  */
-import { createHash } from 'node:crypto';
-import { renderTransaction } from './render';
-import { NftTable } from './ruleset';
+import { Clock, realClock } from '../sync/clock';
+import { Digest, chainDigest, emptyMapDigest, hex, listingDigest, mix, tableDigest } from './fingerprint';
+import { cleanupTransaction, planIncremental } from './incremental';
+import { NftChain, NftMap, NftTable, TableRef } from './ruleset';
 import { Nft } from './runner';
-import { counterCarry, parseTableStats } from './stats';
-import { cleanupStatements, planIncremental } from './incremental';
+import { counterCarry } from './stats';
+import { Op, fullTransaction, rawTransaction, tableRef } from './transaction';
 
-export type ApplyResult = 'applied' | 'unchanged' | 'checked';
+export type ApplyResult = 'applied' | 'unchanged';
 
 /** Every so often the whole table is sent again even when an incremental update would do. */
 export const FULL_RESYNC_MS = 30 * 60_000;
 
-export interface Applied {
-  /** The transaction as sent, with carried counter values. */
-  readonly text: string;
-  /** `nft -s list table` right after the apply: what drift is measured against. */
-  readonly listing: string;
-}
-
 /** The installer's legacy base table, whose forward policy may be relaxed only together with ours. */
-export const LEGACY_TABLE = { family: 'inet', name: 'metal', chain: 'forward' } as const;
+export const LEGACY_TABLE: TableRef & { chain: string } = { family: 'inet', name: 'metal', chain: 'forward' };
 
-function hash(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+export interface ApplierOptions {
+  readonly clock?: Clock;
+  /** Called with the fingerprint of what is about to be sent, before it is (write-ahead). */
+  readonly beforeSend?: (fingerprint: string) => Promise<void>;
 }
 
 export class Applier {
-  private appliedBaseHash: string | undefined;
-  private applied: Applied | undefined;
-  /** The table as last applied (full or incremental); incremental plans start from it. */
-  private appliedTable: NftTable | undefined;
+  private readonly clock: Clock;
+  /** The table applied last (undefined after adopting or restoring a ruleset we only know as text). */
+  private applied: NftTable | undefined;
+  /** What the kernel should hold, when known. */
+  private expectedDigest: Digest | undefined;
   private needFull = true;
   private lastFullAt = 0;
-  private staleChains: string[] = [];
-  private staleMaps: string[] = [];
-  /** After an incremental apply the listing baseline is refreshed lazily (listing is expensive). */
-  private listingStale = false;
+  /** Chains and maps no longer used, still in the kernel until cleanup (flushed, in the case of maps). */
+  private staleChains = new Map<string, NftChain>();
+  private staleMaps = new Map<string, NftMap>();
   /** How the last apply was made. */
   lastMode: 'full' | 'incremental' | undefined;
   lastElements: { added: number; deleted: number } | undefined;
 
   constructor(
     private readonly nft: Nft,
-    private readonly table: { family: string; name: string },
-    private readonly dryRun: boolean,
-  ) {}
-
-  /** The table of the last incremental apply, rendered only when someone asks (persistence). */
-  private unrendered: NftTable | undefined;
-
-  get last(): (Applied & { baseHash: string | undefined }) | undefined {
-    this.materialize();
-    return this.applied && { ...this.applied, baseHash: this.appliedBaseHash };
+    private readonly table: TableRef,
+    private readonly opts: ApplierOptions = {},
+  ) {
+    this.clock = opts.clock ?? realClock;
   }
 
-  private materialize(): void {
-    if (!this.unrendered) return;
-    const text = renderTransaction([this.unrendered]);
-    this.unrendered = undefined;
-    this.appliedBaseHash = hash(text);
-    this.applied = { text, listing: this.applied?.listing ?? '' };
+  /** The table applied last, if it was applied from the IR. */
+  get current(): NftTable | undefined {
+    return this.applied;
   }
 
-  /** Takes over what an earlier run applied and the kernel still holds (no flap on restart). */
-  adopt(baseHash: string | undefined, applied: Applied): void {
-    this.unrendered = undefined;
-    this.appliedBaseHash = baseHash;
-    this.applied = applied;
+  /** Fingerprint of what the kernel should hold, or undefined when nothing is known. */
+  get expected(): string | undefined {
+    return this.expectedDigest && hex(this.expectedDigest);
+  }
+
+  /** Takes over a table an earlier run applied and the kernel still holds (no flap on restart). */
+  adopt(fingerprint: Digest): void {
+    this.applied = undefined;
+    this.expectedDigest = fingerprint;
+    this.staleChains.clear();
+    this.staleMaps.clear();
     this.needFull = true;
   }
 
   /** The next apply sends the whole table, even if unchanged (after a failure, when drift was seen). */
   requireFull(): void {
     this.needFull = true;
-    this.appliedBaseHash = undefined;
   }
 
-  /** Applies a transaction as it is (a persisted last-known-good), with the same checks. */
-  async applyText(text: string): Promise<void> {
-    await this.nft.check(text);
-    await this.nft.apply(text);
-    this.applied = { text, listing: await this.readBack() };
-    this.appliedBaseHash = undefined;
-    this.appliedTable = undefined;
-    this.unrendered = undefined;
-    this.needFull = true;
+  /** Validates the full transaction of `table` without applying it (dry runs). */
+  async check(table: NftTable): Promise<void> {
+    await this.nft.check(fullTransaction(table));
   }
 
-  private async readBack(): Promise<string> {
-    const listing = await this.nft.listTable(this.table.family, this.table.name, { stateless: true });
-    if (listing === undefined || !/hook forward priority .*policy drop;/.test(listing)) {
-      throw new Error(`read-back failed: table ${this.table.family} ${this.table.name} is not in the kernel as applied`);
+  /** Applies a persisted ruleset as it is (the last-known-good), with the same check first. */
+  async applyRaw(text: string): Promise<void> {
+    const tx = rawTransaction(text);
+    const digest = listingDigest(text);
+    await this.nft.check(tx);
+    await this.opts.beforeSend?.(hex(digest));
+    try {
+      await this.nft.apply(tx);
+    } finally {
+      this.needFull = true;
     }
-    return listing;
+    this.applied = undefined;
+    this.expectedDigest = digest;
+    this.staleChains.clear();
+    this.staleMaps.clear();
   }
 
   /**
-   * Applies `table` unless it is what we applied last and the kernel still holds it. With
-   * `relaxLegacy`, a legacy `inet metal` forward chain with policy drop is switched to accept in
-   * the same transaction (never alone, never first).
+   * Applies `table` unless it is what was applied last. With `relaxLegacy`, a legacy `inet metal`
+   * forward chain with policy drop is switched to accept in the same transaction that loads our
+   * forward chain (never alone, never first).
    */
   async apply(table: NftTable, opts: { relaxLegacy: boolean }): Promise<ApplyResult> {
-    // Between full syncs a change is planned against the table applied last: no render, no hash
-    // of the whole table on the path of a single change.
-    const plan =
-      !this.dryRun && !this.needFull && this.appliedTable && Date.now() - this.lastFullAt < FULL_RESYNC_MS
-        ? planIncremental(this.appliedTable, table)
-        : undefined;
-    if (plan && plan.statements.length === 0 && plan.staleChains.length === 0 && plan.staleMaps.length === 0) {
-      this.appliedTable = table;
+    const incremental = !this.needFull && this.applied !== undefined && this.clock.now() - this.lastFullAt < FULL_RESYNC_MS;
+    if (!incremental) return this.applyFull(table, opts.relaxLegacy);
+    const plan = planIncremental(this.applied!, table);
+    if (!plan) return this.applyFull(table, opts.relaxLegacy);
+    if (plan.tx.ops.length === 0 && plan.staleChains.length === 0 && plan.staleMaps.length === 0) {
+      this.applied = table;
       return 'unchanged';
     }
-    let base: string | undefined;
-    if (!plan) {
-      base = renderTransaction([table]);
-      // Drift is the periodic check's business (listing a large table costs far more than this).
-      if (!this.dryRun && !this.needFull) {
-        this.materialize(); // only here is the hash of what was applied last needed
-        if (hash(base) === this.appliedBaseHash) return 'unchanged';
-      }
-    }
-    // The legacy table is relaxed with the transaction that loads our forward chain; an
-    // incremental one changes only elements and chains behind it (a reload of the legacy table
-    // flushes ours too, which the drift check repairs with a full apply).
-    const after = opts.relaxLegacy && !plan ? await this.legacyRelax() : [];
+    // What stays behind until cleanup: chains no element points to, maps emptied.
+    const staleChains = new Map(this.staleChains);
+    const staleMaps = new Map(this.staleMaps);
+    const prevChains = new Map(this.applied!.chains.map((c) => [c.name, c]));
+    const prevMaps = new Map(this.applied!.maps.map((m) => [m.name, m]));
+    for (const name of plan.staleChains) staleChains.set(name, prevChains.get(name)!);
+    for (const name of plan.staleMaps) staleMaps.set(name, prevMaps.get(name)!);
+    for (const c of table.chains) staleChains.delete(c.name);
+    for (const m of table.maps) staleMaps.delete(m.name);
+    const expected = this.digestWith(table, staleChains, staleMaps);
     try {
-      if (plan) {
-        const text = `${[...plan.statements, ...after].join('\n')}\n`;
-        await this.nft.check(text);
-        await this.nft.apply(text);
-        // nft committed the transaction as a whole; listing a large table costs more than the
-        // update, so the drift baseline is refreshed at the next periodic check instead.
-        this.staleChains.push(...plan.staleChains);
-        this.staleMaps.push(...plan.staleMaps);
-        this.listingStale = true;
-        this.unrendered = table;
-        this.lastMode = 'incremental';
-        this.lastElements = { added: plan.elementsAdded, deleted: plan.elementsDeleted };
-      } else {
-        const stats = await this.nft.listTable(this.table.family, this.table.name, { json: true, terse: true });
-        const counters = stats ? counterCarry(parseTableStats(stats)) : undefined;
-        const text = renderTransaction([table], { counters, after });
-        await this.nft.check(text);
-        if (this.dryRun) return 'checked';
-        await this.nft.apply(text);
-        this.applied = { text, listing: await this.readBack() };
-        this.appliedBaseHash = hash(base!);
-        this.unrendered = undefined;
-        this.staleChains = [];
-        this.staleMaps = [];
-        this.listingStale = false;
-        this.lastFullAt = Date.now();
-        this.lastMode = 'full';
-        this.lastElements = undefined;
-      }
+      await this.nft.check(plan.tx);
+      await this.opts.beforeSend?.(hex(expected));
+      await this.nft.apply(plan.tx);
     } catch (err) {
       this.needFull = true;
       throw err;
     }
-    this.appliedTable = table;
-    this.needFull = false;
+    this.applied = table;
+    this.expectedDigest = expected;
+    this.staleChains = staleChains;
+    this.staleMaps = staleMaps;
+    this.lastMode = 'incremental';
+    this.lastElements = { added: plan.elementsAdded, deleted: plan.elementsDeleted };
     return 'applied';
   }
 
-  /** Deletes chains and maps no longer referenced, in a transaction of their own (see incremental.ts). */
-  async cleanup(): Promise<number> {
-    // Anything a later incremental apply brought back stays.
-    const live = new Set([...(this.appliedTable?.chains ?? []), ...(this.appliedTable?.maps ?? [])].map((o) => o.name));
-    const chains = [...new Set(this.staleChains)].filter((c) => !live.has(c));
-    const maps = [...new Set(this.staleMaps)].filter((m) => !live.has(m));
-    this.staleChains = [];
-    this.staleMaps = [];
-    if (this.dryRun || chains.length + maps.length === 0) return 0;
+  private async applyFull(table: NftTable, relaxLegacy: boolean): Promise<ApplyResult> {
+    const expected = tableDigest(table);
+    // Same table, kernel known to hold it: nothing to send (drift is verify()'s business).
+    if (!this.needFull && this.expectedDigest && hex(expected) === hex(this.expectedDigest) && this.staleChains.size + this.staleMaps.size === 0) {
+      this.applied = table;
+      return 'unchanged';
+    }
     try {
-      await this.nft.apply(`${cleanupStatements(this.table, chains, maps).join('\n')}\n`);
-      this.listingStale = true;
-      return chains.length + maps.length;
+      const after = relaxLegacy ? await this.legacyRelax() : [];
+      const stats = await this.nft.counters(this.table);
+      const tx = fullTransaction(table, { carry: stats ? counterCarry(stats) : undefined, after });
+      await this.nft.check(tx);
+      await this.opts.beforeSend?.(hex(expected));
+      await this.nft.apply(tx);
+    } catch (err) {
+      this.needFull = true;
+      throw err;
+    }
+    this.applied = table;
+    this.expectedDigest = expected;
+    this.staleChains.clear();
+    this.staleMaps.clear();
+    this.needFull = false;
+    this.lastFullAt = this.clock.now();
+    this.lastMode = 'full';
+    this.lastElements = undefined;
+    return 'applied';
+  }
+
+  private digestWith(table: NftTable, chains: Map<string, NftChain>, maps: Map<string, NftMap>): Digest {
+    const d = tableDigest(table);
+    for (const c of chains.values()) mix(d, chainDigest(c));
+    for (const m of maps.values()) mix(d, emptyMapDigest(m));
+    return d;
+  }
+
+  /** Deletes chains and maps left unused by incremental updates, in a transaction of their own. */
+  async cleanup(): Promise<number> {
+    const n = this.staleChains.size + this.staleMaps.size;
+    if (n === 0 || !this.applied) return 0;
+    try {
+      await this.nft.apply(cleanupTransaction(this.table, [...this.staleChains.keys()], [...this.staleMaps.keys()]));
     } catch (err) {
       this.needFull = true; // a full sync removes them anyway
       throw err;
     }
+    this.staleChains.clear();
+    this.staleMaps.clear();
+    this.expectedDigest = tableDigest(this.applied);
+    return n;
   }
 
-  private async legacyRelax(): Promise<string[]> {
-    const json = await this.nft.listTable(LEGACY_TABLE.family, LEGACY_TABLE.name, { json: true, terse: true });
-    if (!json) return [];
-    const doc = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
-    const chain = doc.nftables?.map((i) => i.chain).find((c) => c && c.name === LEGACY_TABLE.chain && c.hook === 'forward');
-    if (!chain || chain.policy !== 'drop' || typeof chain.prio !== 'number' || chain.type !== 'filter') return [];
-    return [`add chain ${LEGACY_TABLE.family} ${LEGACY_TABLE.name} ${LEGACY_TABLE.chain} { type filter hook forward priority ${chain.prio}; policy accept; }`];
+  /** Stale objects waiting for cleanup. */
+  get staleCount(): number {
+    return this.staleChains.size + this.staleMaps.size;
+  }
+
+  private async legacyRelax(): Promise<Op[]> {
+    const chain = await this.nft.baseChain(LEGACY_TABLE, LEGACY_TABLE.chain);
+    if (!chain || chain.policy !== 'drop' || chain.type !== 'filter' || chain.hook !== 'forward') return [];
+    return [{ verb: 'add', kind: 'chain', table: tableRef(LEGACY_TABLE), name: LEGACY_TABLE.chain, base: { ...chain, policy: 'accept' } }];
   }
 
   /**
-   * Compares the kernel with what was applied: `drifted` when someone changed or removed the
-   * table; `baseline` when this was the first look after incremental updates (the listing becomes
-   * the new baseline, worth persisting); `ok` otherwise.
+   * Compares the kernel with what should be there: `drifted` when someone changed or removed the
+   * table, `ok` when it holds exactly that, `unknown` when nothing was applied or adopted yet.
    */
-  async verify(): Promise<'ok' | 'drifted' | 'baseline'> {
-    if (this.applied === undefined) return 'ok';
-    const now = await this.current();
-    if (this.listingStale && now !== undefined && /hook forward priority .*policy drop;/.test(now)) {
-      this.applied = { ...this.applied, listing: now };
-      this.listingStale = false;
-      return 'baseline';
-    }
-    return now === this.applied.listing ? 'ok' : 'drifted';
+  async verify(): Promise<'ok' | 'drifted' | 'unknown'> {
+    if (!this.expectedDigest) return 'unknown';
+    const listing = await this.nft.list(this.table);
+    if (listing === undefined) return 'drifted';
+    return hex(listingDigest(listing)) === hex(this.expectedDigest) ? 'ok' : 'drifted';
   }
 
   async drifted(): Promise<boolean> {
     return (await this.verify()) === 'drifted';
   }
 
-  /** The stateless listing of our table as the kernel holds it now (undefined: no table). */
-  current(): Promise<string | undefined> {
-    return this.nft.listTable(this.table.family, this.table.name, { stateless: true });
+  /** The fingerprint of what the kernel holds now, or undefined when our table is absent. */
+  async kernelFingerprint(): Promise<Digest | undefined> {
+    const listing = await this.nft.list(this.table);
+    return listing === undefined ? undefined : listingDigest(listing);
   }
 }

@@ -5,6 +5,7 @@
  * controlled), fixed reasons and directions; no addresses, no rule handles.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PolicyAccount } from '../compile/compile';
 import { CounterValue } from '../nft/ruleset';
 import { TableStats } from '../nft/stats';
 import { VERSION } from '../version';
@@ -20,20 +21,11 @@ export interface MetricsSources {
   /** The table's counters now (the caller caches); undefined when there is no table. */
   readonly stats: () => Promise<TableStats | undefined>;
   readonly snapshot: () => AgentSnapshot;
-}
-
-/** Which policy a rule counter belongs to, from the comments the compiler writes. */
-export function policyOfComment(comment: string): { policy: string; direction: 'egress' | 'ingress' | 'service' } | undefined {
-  const rules: [RegExp, 'egress' | 'ingress' | 'service'][] = [
-    [/^accept traffic for np (.+)$/, 'egress'],
-    [/^accept traffic for k8s network policy (.+)$/, 'ingress'],
-    [/^accept traffic for k8s service (.+)$/, 'service'],
-  ];
-  for (const [re, direction] of rules) {
-    const m = re.exec(comment);
-    if (m) return { policy: m[1]!, direction };
-  }
-  return undefined;
+  /**
+   * Accept chain → the policy or Service it counts for, from the last compile. Rule counters are
+   * mapped through this, never through their comments (nft cuts those at 128 bytes).
+   */
+  readonly accounting: () => ReadonlyMap<string, PolicyAccount>;
 }
 
 const DROP_COUNTERS: Record<string, string> = {
@@ -77,10 +69,12 @@ export class AgentMetrics {
     const stats = async (): Promise<TableStats | undefined> => sources.stats();
     const policyValues = (pick: (c: CounterValue) => number) => async (): Promise<[Record<string, string>, number][]> => {
       const s = await stats();
+      const accounts = sources.accounting();
       const sums = new Map<string, { labels: Record<string, string>; v: number }>();
       for (const rule of s?.rules ?? []) {
-        const p = policyOfComment(rule.comment);
-        if (!p) continue;
+        const p = accounts.get(rule.chain);
+        // only accept chains are accounted; in them, only the accept rule counts
+        if (!p || rule.action !== 'accept') continue;
         const key = `${p.direction}\0${p.policy}`;
         const e = sums.get(key) ?? { labels: { policy: p.policy, direction: p.direction }, v: 0 };
         e.v += pick(rule);

@@ -188,25 +188,38 @@ test('forbidden mode ignores policies outside allowedNetworks, with a ForbiddenC
 
 test('metrics count what flows, by policy, and the state; status summarises for humans', async () => {
   expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
-  const before = await scrape();
-  const accepted0 = metric(before, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' });
-  const dropped0 = metric(before, 'firewall_agent_dropped_packets_total', { reason: 'policy' });
-  const n = 5;
-  for (let i = 0; i < n; i++) expect(await allowed(443)).toBe(true);
-  for (let i = 0; i < n; i++) expect(await allowed(22)).toBe(false);
-  await new Promise((r) => setTimeout(r, 2100)); // the kernel counters are cached for 2 s between scrapes
-  const after = await scrape();
-  // one new connection = one packet through the policy chain (later packets are established)
-  expect(metric(after, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' }) - accepted0).toBe(n);
-  expect(metric(after, 'firewall_agent_dropped_packets_total', { reason: 'policy' }) - dropped0).toBeGreaterThanOrEqual(n);
-  expect(metric(after, 'firewall_agent_state', { state: 'connected' })).toBe(1);
-  expect(metric(after, 'firewall_agent_policies', { state: 'deployed' })).toBeGreaterThanOrEqual(1);
-  expect(metric(after, 'firewall_agent_watch_up', { watch: 'shoot/clusterwidenetworkpolicies' })).toBe(1);
-  expect(metric(after, 'firewall_agent_applies_total', {})).toBeGreaterThan(0);
-  expect(after).toMatch(/^firewall_agent_apply_duration_seconds_count \d+/m);
-  expect(after).toMatch(/^firewall_agent_last_apply_success_timestamp_seconds \d/m);
-  expect(after).toMatch(/^firewall_agent_device_bytes_total\{device="external",direction="out"\} [1-9]/m);
-  expect(after).not.toMatch(/203\.0\.113|192\.0\.2/); // no addresses in labels
+  // The policy's counter counts the packets of new connections that pass its chain: one SYN per
+  // connection, plus any retransmitted SYN (still ct state new). The SYNs that arrive at
+  // 203.0.113.10:443 are exactly those: the counter must move by as many, at least one per connection.
+  const syns = await lab.synCounter('internet', 443);
+  try {
+    // The kernel counters are cached for 2 s (scrapes, and the agent's FirewallMonitor refresh fill
+    // the cache): wait that long without traffic so `before` is read after the previous test's.
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = await scrape();
+    const syns0 = await syns.read();
+    const accepted0 = metric(before, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' });
+    const dropped0 = metric(before, 'firewall_agent_dropped_packets_total', { reason: 'policy' });
+    const n = 5;
+    for (let i = 0; i < n; i++) expect(await allowed(443)).toBe(true);
+    for (let i = 0; i < n; i++) expect(await allowed(22)).toBe(false);
+    await new Promise((r) => setTimeout(r, 2500)); // the same cache: `after` must be read after this traffic
+    const after = await scrape();
+    const arrived = (await syns.read()) - syns0;
+    expect(metric(after, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' }) - accepted0).toBe(arrived);
+    expect(arrived).toBeGreaterThanOrEqual(n);
+    expect(metric(after, 'firewall_agent_dropped_packets_total', { reason: 'policy' }) - dropped0).toBeGreaterThanOrEqual(n);
+    expect(metric(after, 'firewall_agent_state', { state: 'connected' })).toBe(1);
+    expect(metric(after, 'firewall_agent_policies', { state: 'deployed' })).toBeGreaterThanOrEqual(1);
+    expect(metric(after, 'firewall_agent_watch_up', { watch: 'shoot/clusterwidenetworkpolicies' })).toBe(1);
+    expect(metric(after, 'firewall_agent_applies_total', {})).toBeGreaterThan(0);
+    expect(after).toMatch(/^firewall_agent_apply_duration_seconds_count \d+/m);
+    expect(after).toMatch(/^firewall_agent_last_apply_success_timestamp_seconds \d/m);
+    expect(after).toMatch(/^firewall_agent_device_bytes_total\{device="external",direction="out"\} [1-9]/m);
+    expect(after).not.toMatch(/203\.0\.113|192\.0\.2/); // no addresses in labels
+  } finally {
+    await syns.remove();
+  }
   const status = await exec([process.execPath, path.join(ROOT, 'dist', 'cli.js'), 'status', '--address', `127.0.0.1:${metricsPort}`]);
   expect(status.code).toBe(0);
   expect(status.stdout).toMatch(/^state\s+connected/m);

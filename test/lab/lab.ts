@@ -35,6 +35,14 @@ export interface Target {
   loop?: { count: number };
 }
 
+/** See Lab.synCounter. */
+export interface SynCounter {
+  /** The SYNs counted so far (since the counter was installed). */
+  read(): Promise<number>;
+  /** Removes the counter's table; safe to call more than once. */
+  remove(): Promise<void>;
+}
+
 export interface ProbeResult {
   ok: boolean;
   peer: string | null;
@@ -91,6 +99,7 @@ export class Lab {
   readonly ns: Record<Host, string>;
   readonly nft: NftCli;
   private servers: ChildProcess[] = [];
+  private synCounters = 0;
 
   private constructor(id: string) {
     this.ns = { worker: `fwa-${id}-worker`, fw: `fwa-${id}-fw`, internet: `fwa-${id}-inet`, services: `fwa-${id}-svc` };
@@ -160,7 +169,7 @@ export class Lab {
 
   /** Applies an nft transaction in the firewall namespace. */
   async apply(text: string): Promise<void> {
-    await this.nft.apply(text);
+    await this.nft.applyText(text);
   }
 
   /** Tries every target from `from` at once; bounded by each target's timeout. */
@@ -173,6 +182,43 @@ export class Lab {
   /** Convenience: true/false per target. */
   async reachable(from: Host, targets: Target[]): Promise<boolean[]> {
     return (await this.probe(from, targets)).map((r) => r.ok);
+  }
+
+  /**
+   * Counts the TCP SYNs (SYN without ACK, retransmits included) that arrive in `host` for `port`,
+   * in an nft table of its own there (`inet fwa_probe_count_<n>`, input hook: packets for the
+   * host's own addresses). Every SYN the firewall forwards to that host arrives there, so this is
+   * the ground truth for counters that count one packet per new connection: retransmits show up
+   * on both sides. Remove it at the end of the test (destroy() would take it along anyway).
+   */
+  async synCounter(host: Exclude<Host, 'fw'>, port: number): Promise<SynCounter> {
+    const table = `fwa_probe_count_${++this.synCounters}`;
+    const text = [
+      `table inet ${table} {`,
+      '  counter syns { }',
+      '  chain input {',
+      '    type filter hook input priority filter; policy accept;',
+      `    tcp dport ${port} tcp flags & (syn | ack) == syn counter name syns`,
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    const created = await this.run(host, ['nft', '-f', '-'], text);
+    if (created.code !== 0) throw new Error(`synCounter(${host}, ${port}) failed: ${created.stderr.trim()}`);
+    let removed = false;
+    return {
+      read: async () => {
+        const r = await this.run(host, ['nft', 'list', 'counter', 'inet', table, 'syns']);
+        const m = /packets (\d+)/.exec(r.stdout);
+        if (r.code !== 0 || !m) throw new Error(`reading ${table} in ${host} failed (${r.code}): ${r.stderr.trim() || r.stdout}`);
+        return Number(m[1]);
+      },
+      remove: async () => {
+        if (removed) return;
+        removed = true;
+        await this.run(host, ['nft', 'delete', 'table', 'inet', table]);
+      },
+    };
   }
 
   async destroy(): Promise<void> {

@@ -33,20 +33,35 @@ afterEach(async () => {
 });
 
 test('per-policy and named counters keep counting across re-applies', async () => {
-  await applier.apply(compileObjects([exampleFirewall(), https]).compiled.table, { relaxLegacy: true });
-  for (let i = 0; i < 3; i++) await lab.reachable('worker', [tcp('203.0.113.10', 443), tcp('203.0.113.10', 9000, { timeoutMs: 150 })]);
-  const before = (await lab.nft.listTable('inet', 'firewall'))!;
-  const accepted = counterOf(before, 'accept traffic for np allow-to-https');
-  const dropped = named(before, 'drop_total');
-  expect(accepted).toBe(3); // one new connection = one packet through the policy chain
-  expect(dropped).toBeGreaterThan(0);
+  // A policy's counter counts the packets of new connections that pass its chain: one SYN per
+  // connection, plus any retransmitted SYN (still ct state new). The SYNs that arrive at
+  // 203.0.113.10:443 are exactly those, so the counter must equal them, and each successful
+  // connection delivered at least one.
+  const syns = await lab.synCounter('internet', 443);
+  try {
+    await applier.apply(compileObjects([exampleFirewall(), https]).compiled.table, { relaxLegacy: true });
+    for (let i = 0; i < 3; i++) {
+      expect(await lab.reachable('worker', [tcp('203.0.113.10', 443), tcp('203.0.113.10', 9000, { timeoutMs: 150 })])).toEqual([true, false]);
+    }
+    const before = (await lab.nft.listTable('inet', 'firewall'))!;
+    const arrived = await syns.read();
+    const accepted = counterOf(before, 'accept traffic for np allow-to-https');
+    const dropped = named(before, 'drop_total');
+    expect(accepted).toBe(arrived);
+    expect(arrived).toBeGreaterThanOrEqual(3);
+    expect(dropped).toBeGreaterThan(0);
 
-  expect(await applier.apply(compileObjects([exampleFirewall(), https, extra]).compiled.table, { relaxLegacy: true })).toBe('applied');
-  const after = (await lab.nft.listTable('inet', 'firewall'))!;
-  expect(counterOf(after, 'accept traffic for np allow-to-https')).toBe(accepted);
-  expect(named(after, 'drop_total')).toBe(dropped);
-  await lab.reachable('worker', [tcp('203.0.113.10', 443)]);
-  expect(counterOf((await lab.nft.listTable('inet', 'firewall'))!, 'accept traffic for np allow-to-https')).toBe(accepted + 1);
+    expect(await applier.apply(compileObjects([exampleFirewall(), https, extra]).compiled.table, { relaxLegacy: true })).toBe('applied');
+    const after = (await lab.nft.listTable('inet', 'firewall'))!;
+    expect(counterOf(after, 'accept traffic for np allow-to-https')).toBe(accepted);
+    expect(named(after, 'drop_total')).toBe(dropped);
+    expect(await lab.reachable('worker', [tcp('203.0.113.10', 443)])).toEqual([true]);
+    const more = (await syns.read()) - arrived;
+    expect(counterOf((await lab.nft.listTable('inet', 'firewall'))!, 'accept traffic for np allow-to-https')).toBe(accepted + more);
+    expect(more).toBeGreaterThanOrEqual(1);
+  } finally {
+    await syns.remove();
+  }
 });
 
 test('an unchanged ruleset is not re-sent; a drifted one is', async () => {
@@ -84,7 +99,7 @@ describe('with the installer legacy table inet metal (forward policy drop)', () 
 
   test('a transaction nft refuses relaxes nothing', async () => {
     const table = compileObjects([exampleFirewall(), https]).compiled.table;
-    const broken = { ...table, chains: table.chains.map((c) => (c.name === 'forward' ? { ...c, rules: [...c.rules, 'jump nowhere'] } : c)) };
+    const broken = { ...table, chains: table.chains.map((c) => (c.name === 'forward' ? { ...c, rules: [...c.rules, { match: [], statement: { kind: 'jump' as const, chain: 'nowhere' } }] } : c)) };
     await expect(applier.apply(broken, { relaxLegacy: true })).rejects.toThrow(/nft check failed/);
     expect(await metalPolicy()).toBe('drop');
     expect(await lab.nft.listTable('inet', 'firewall')).toBeUndefined();

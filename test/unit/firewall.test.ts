@@ -75,3 +75,15 @@ test('Go durations', () => {
   expect(parseGoDuration('250ms')).toBe(250);
   expect(parseGoDuration('10')).toBeUndefined();
 });
+
+test('spec.interval is clamped to 1s..1h with a warning (Node timers overflow past 24.8 days)', () => {
+  for (const [interval, ms, warning] of [
+    ['720h', 3_600_000, 'spec.interval "720h" is above the maximum 1h; using 1h'],
+    ['1ns', 1000, 'spec.interval "1ns" is below the minimum 1s; using 1s'],
+    ['1m30s', 90_000, undefined],
+  ] as const) {
+    const r = parseFirewall(withSpec({ interval }));
+    expect(r.ok && r.firewall.intervalMs).toBe(ms);
+    expect(r.ok && r.firewall.warnings.map(formatProblem).find((w) => w.startsWith('spec.interval'))).toBe(warning);
+  }
+});
