@@ -18,6 +18,8 @@ export interface DirectorySourceOptions {
   readonly pollMs?: number;
   /** Use fs.watch for fast reaction (default true); off, only polling notices changes. */
   readonly watch?: boolean;
+  /** A changed file is read once it has been left alone this long (default 100). */
+  readonly settleMs?: number;
 }
 
 /** Same limit as `render -f` (files.ts). */
@@ -46,6 +48,7 @@ export class DirectorySource implements Source {
   private readonly log: Logger;
   private readonly pollMs: number;
   private readonly useWatch: boolean;
+  private readonly settleMs: number;
 
   private files = new Map<string, FileState>();
   /** Directories below DIR that could not be listed: their files are kept as they were. */
@@ -73,6 +76,7 @@ export class DirectorySource implements Source {
     this.log = opts.log;
     this.pollMs = opts.pollMs ?? 1000;
     this.useWatch = opts.watch ?? true;
+    this.settleMs = opts.settleMs ?? 100;
   }
 
   async start(onChange: () => void): Promise<void> {
@@ -179,7 +183,6 @@ export class DirectorySource implements Source {
   /** Brings the state up to date; true when the snapshot or the problems changed. */
   private async rescan(): Promise<boolean> {
     let changed = !this.scanned;
-    this.scanned = true;
     const rootError = await fs.stat(this.dir).then(
       (st) => (st.isDirectory() ? undefined : `${this.dir}: not a directory`),
       (e) => `${this.dir}: cannot read (${errCode(e)})`,
@@ -196,6 +199,7 @@ export class DirectorySource implements Source {
     if (!rootError) changed = (await this.refresh()) || changed;
     if (changed) this.publish();
     if (!rootError) this.lastSyncAt = Date.now();
+    this.scanned = true;
     return changed;
   }
 
@@ -259,6 +263,14 @@ export class DirectorySource implements Source {
     const old = this.files.get(file);
     const sig = sigOf(st);
     if (old && old.sig === sig) return false;
+    // Written in place, a file passes through truncated and partial states that often parse (an
+    // empty file is valid YAML): read it once it has been left alone for a moment. The first scan
+    // reads what is there, so that start() returns the whole picture.
+    const age = Date.now() - st.mtimeMs;
+    if (this.scanned && age >= 0 && age < this.settleMs) {
+      this.wake(this.settleMs - age);
+      return false;
+    }
     const state: FileState = { ...(old ?? { hash: undefined, objects: [], notes: [], error: undefined }), sig };
     let text: string;
     try {

@@ -7,7 +7,7 @@
 import { Compiled, TABLE_NAME, disconnectedTable } from '../compile/compile';
 import { Mode } from '../compile/mode';
 import { FILES, PersistedKind, StateStore } from '../daemon/store';
-import { errorMessage } from '../kube/watch';
+import { errorMessage } from '../report/errors';
 import { Applier } from '../nft/applier';
 import { hex } from '../nft/fingerprint';
 import { NftTable, TableRef } from '../nft/ruleset';

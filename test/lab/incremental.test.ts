@@ -58,7 +58,7 @@ const steps: Obj[][] = [
 ];
 
 test('each step applied incrementally equals a full render of it, and traffic follows', async () => {
-  const inc = new Applier(lab.nft, { family: 'inet', name: 'firewall' }, false);
+  const inc = new Applier(lab.nft, { family: 'inet', name: 'firewall' });
   const full = new NftCli(['ip', 'netns', 'exec', fresh]);
   const first = compileObjects([exampleFirewall(), ...steps[0]!]).compiled.table;
   await inc.apply(first, { relaxLegacy: true });
@@ -69,7 +69,7 @@ test('each step applied incrementally equals a full render of it, and traffic fo
     expect(await inc.apply(table, { relaxLegacy: true })).toBe('applied');
     expect({ step: i, mode: inc.lastMode }).toEqual({ step: i, mode: 'incremental' });
     await inc.cleanup();
-    const fullApplier = new Applier(full, { family: 'inet', name: 'firewall' }, false);
+    const fullApplier = new Applier(full, { family: 'inet', name: 'firewall' });
     await fullApplier.apply(table, { relaxLegacy: true });
     expect({ step: i, state: await normalized(lab.nft) }).toEqual({ step: i, state: await normalized(full) });
   }
@@ -88,7 +88,7 @@ test('a change of the Firewall itself needs a full sync', () => {
 });
 
 test('address shards that split, vanish and come back before cleanup hold exactly the new elements', async () => {
-  const inc = new Applier(lab.nft, { family: 'inet', name: 'firewall' }, false);
+  const inc = new Applier(lab.nft, { family: 'inet', name: 'firewall' });
   const full = new NftCli(['ip', 'netns', 'exec', fresh]);
   const compileSharded = (objs: Obj[]) => compileObjects([exampleFirewall(), ...objs], { shardMax: 1 }).compiled.table;
   const a = p('a', '203.0.113.0/28', 443);
@@ -110,7 +110,7 @@ test('address shards that split, vanish and come back before cleanup hold exactl
     }
     if (!step.cleanup) continue;
     await inc.cleanup();
-    await new Applier(full, { family: 'inet', name: 'firewall' }, false).apply(table, { relaxLegacy: true });
+    await new Applier(full, { family: 'inet', name: 'firewall' }).apply(table, { relaxLegacy: true });
     expect({ step: i, state: await normalized(lab.nft) }).toEqual({ step: i, state: await normalized(full) });
   }
   expect(await lab.reachable('worker', [tcp('203.0.113.200', 9000), tcp('203.0.113.200', 443), tcp('203.0.113.100', 443)])).toEqual([true, false, true]);

@@ -25,7 +25,7 @@ function named(listing: string, name: string): number {
 
 beforeEach(async () => {
   lab = await Lab.create();
-  applier = new Applier(lab.nft, { family: 'inet', name: 'firewall' }, false);
+  applier = new Applier(lab.nft, { family: 'inet', name: 'firewall' });
 });
 
 afterEach(async () => {

@@ -171,3 +171,30 @@ describe('firewall settings', () => {
     ]);
   });
 });
+
+describe('accounting', () => {
+  test('each accept chain is mapped to its object and direction, with names never cut', () => {
+    // 185 bytes (a DNS subdomain of 63-byte labels): longer than the 128 bytes nft keeps of a comment
+    const long = ['a', 'b', 'c'].map((l) => `p${l.repeat(60)}`).join('.');
+    const r = compileObjects([
+      exampleFirewall(),
+      cwnp(long, { egress: [{ to: [{ cidr: '203.0.113.0/24' }] }], ingress: [{ from: [{ cidr: '203.0.113.0/24' }] }] }),
+      cwnp('only-out', { egress: [{ to: [{ cidr: '198.51.100.0/24' }], ports: [{ port: 443 }] }] }),
+      lbService('web', { loadBalancerIP: '192.0.2.200', ports: [{ port: 443 }] }),
+    ]);
+    const accounts = [...r.compiled.accounting.entries()].map(([chain, a]) => ({ chain, ...a }));
+    expect(accounts).toEqual([
+      { chain: expect.stringMatching(/^cwnp-e-[0-9a-f]{8}-only-out$/), kind: 'ClusterwideNetworkPolicy', ref: { namespace: 'firewall', name: 'only-out' }, direction: 'egress', policy: 'only-out' },
+      { chain: expect.stringMatching(/^cwnp-e-[0-9a-f]{8}-pa+\.pb+\.pc+$/), kind: 'ClusterwideNetworkPolicy', ref: { namespace: 'firewall', name: long }, direction: 'egress', policy: long },
+      { chain: expect.stringMatching(/^cwnp-i-[0-9a-f]{8}-pa+\.pb+\.pc+$/), kind: 'ClusterwideNetworkPolicy', ref: { namespace: 'firewall', name: long }, direction: 'ingress', policy: long },
+      { chain: expect.stringMatching(/^svc-[0-9a-f]{8}-default\/web$/), kind: 'Service', ref: { namespace: 'default', name: 'web' }, direction: 'service', policy: 'default/web' },
+    ]);
+    // every accounted chain is in the table and ends with the counted accept; the comment is cut
+    for (const [chain, a] of r.compiled.accounting) {
+      const c = r.compiled.table.chains.find((x) => x.name === chain)!;
+      expect(c.rules.at(-1)).toMatchObject({ counter: { kind: 'anonymous' }, statement: { kind: 'accept' } });
+      if (a.policy === long) expect(c.rules.at(-1)!.comment!.length).toBe(128);
+    }
+    expect(compileObjects([], { state: 'disconnected' }).compiled.accounting.size).toBe(0);
+  });
+});

@@ -151,6 +151,26 @@ test('a malformed file keeps its last good objects until fixed, logged once each
   expect(s.health()[0]!.lastError).toBeUndefined();
 });
 
+test('a file rewritten in place is read once it settles, never half-written', async () => {
+  await write('p.yaml', policy('p'));
+  const s = await started({ pollMs: 20, settleMs: 500 });
+  const seen: unknown[] = [];
+  const onChange = (): void => void seen.push(...s.snapshot().policies.map((o) => o.object.spec));
+  await s.stop();
+  await s.start(onChange);
+  const text = policy('p', 8443);
+  const cut = text.indexOf('spec:');
+  const fh = await fs.open(path.join(dir, 'p.yaml'), 'w'); // truncates: an empty file parses fine
+  await sleep(40);
+  await fh.write(text.slice(0, cut)); // a policy without its spec parses fine too
+  await sleep(40);
+  await fh.write(text.slice(cut));
+  await fh.close();
+  await waitFor(() => seen.length > 1);
+  expect(seen).toHaveLength(2);
+  expect(seen[1]).toMatchObject({ egress: [{ ports: [{ port: 8443 }] }] });
+});
+
 test('unchanged files keep the same object instances; idle polls and touches call nothing', async () => {
   await write('a.yaml', policy('a'));
   await write('b.yaml', policy('b'));

@@ -1,4 +1,5 @@
-import { ObjectReport } from '../../src/compile/compile';
+import { ObjectReport, PolicyAccount } from '../../src/compile/compile';
+import { AgentMetrics } from '../../src/report/metrics';
 import { ConfigError, loadConfig, parseConfig } from '../../src/daemon/config';
 import { deviceStats, parseTableStats, rulesByAction } from '../../src/nft/stats';
 import { policyStatus, statusChanges, warningEvents } from '../../src/report/status';
@@ -63,6 +64,73 @@ describe('nft counters', () => {
       other: { masquerade: { counter: { packets: 7, bytes: 700 } } },
     });
     expect(deviceStats(s)).toEqual({ internal: { in: 0, out: 60 }, external: { in: 300, out: 0 } });
+  });
+});
+
+describe('metrics', () => {
+  // 185 bytes: nft would have cut a comment naming it; the metric label must not be
+  const long = ['a', 'b', 'c'].map((l) => `p${l.repeat(60)}`).join('.');
+  const cwnpAccount = (name: string, direction: 'egress' | 'ingress'): PolicyAccount => ({
+    kind: 'ClusterwideNetworkPolicy',
+    ref: { namespace: 'firewall', name },
+    direction,
+    policy: name,
+  });
+  const accounting = new Map<string, PolicyAccount>([
+    ['cwnp-e-1-a', cwnpAccount('a', 'egress')],
+    ['cwnp-e-2-long', cwnpAccount(long, 'egress')],
+    ['cwnp-i-2-long', cwnpAccount(long, 'ingress')],
+    ['svc-3-default/web', { kind: 'Service', ref: { namespace: 'default', name: 'web' }, direction: 'service', policy: 'default/web' }],
+  ]);
+  const rule = (chain: string, comment: string, packets: number) =>
+    ({ rule: { chain, comment, expr: [{ counter: { packets, bytes: packets * 100 } }, { accept: null }] } }) as const;
+  const stats = parseTableStats(
+    JSON.stringify({
+      nftables: [
+        { counter: { name: 'drop_total', packets: 4, bytes: 400 } },
+        { counter: { name: 'internal_out', packets: 1, bytes: 60 } },
+        rule('cwnp-e-1-a', 'accept traffic for np a', 2),
+        // the comment as nft lists it: cut at 128 bytes; the chain says whose it is
+        rule('cwnp-e-2-long', `accept traffic for np ${long}`.slice(0, 127) + '~', 5),
+        rule('cwnp-i-2-long', 'anything', 7),
+        rule('svc-3-default/web', 'accept traffic for k8s service default/web', 1),
+        // a comment that looks like a policy's, in a chain that is not accounted: not counted
+        rule('forward', 'accept traffic for np a', 100),
+      ],
+    }),
+  );
+  const metrics = () =>
+    new AgentMetrics({
+      stats: async () => stats,
+      accounting: () => accounting,
+      snapshot: () => ({ state: 'connected', stale: false, policies: { deployed: 3, ignored: 0, rejected: 0 }, watches: [] }),
+    });
+
+  test('per-policy counters come from the accounting of the chain, with full names', async () => {
+    const text = await metrics().registry.metrics();
+    const lines = text.split('\n').filter((l) => l.startsWith('firewall_agent_policy_accepted_packets_total{'));
+    expect(lines.sort()).toEqual(
+      [
+        'firewall_agent_policy_accepted_packets_total{policy="a",direction="egress"} 2',
+        `firewall_agent_policy_accepted_packets_total{policy="${long}",direction="egress"} 5`,
+        `firewall_agent_policy_accepted_packets_total{policy="${long}",direction="ingress"} 7`,
+        'firewall_agent_policy_accepted_packets_total{policy="default/web",direction="service"} 1',
+      ].sort(),
+    );
+    expect(text).toContain('firewall_agent_policy_accepted_bytes_total{policy="a",direction="egress"} 200');
+    expect(text).toContain('firewall_agent_dropped_packets_total{reason="policy"} 4');
+    expect(text).toContain('firewall_agent_device_bytes_total{device="internal",direction="out"} 60');
+  });
+
+  test('without a table there are no per-policy series', async () => {
+    const m = new AgentMetrics({
+      stats: async () => undefined,
+      accounting: () => accounting,
+      snapshot: () => ({ state: 'disconnected', stale: false, policies: { deployed: 0, ignored: 0, rejected: 0 }, watches: [] }),
+    });
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/^firewall_agent_policy_accepted_packets_total\{/m);
+    expect(text).toContain('firewall_agent_state{state="disconnected"} 1');
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FILES, StateStore } from '../../src/daemon/store';
@@ -10,13 +10,29 @@ function store(): StateStore {
 test('a successful connected apply is kept as applied and last-known-good, with its state', async () => {
   const s = store();
   await s.init();
-  await s.saveApplied('connected', 'ruleset A', 'listing A', 'hash A');
-  await s.saveApplied('disconnected', 'drop ruleset', 'listing D', 'hash D');
+  await s.saveApplied('connected', 'ruleset A', 'fp A');
+  await s.saveApplied('disconnected', 'drop ruleset', 'fp D');
   expect(await s.read(FILES.applied)).toBe('drop ruleset');
   expect(await s.read(FILES.lastKnownGood)).toBe('ruleset A');
-  expect(await s.load()).toMatchObject({ version: 1, state: 'disconnected', listing: 'listing D', baseHash: 'hash D' });
+  expect(await s.load()).toMatchObject({ version: 2, state: 'disconnected', fingerprint: 'fp D' });
   // atomic writes leave no temp files behind
   expect(readdirSync(s.dir).sort()).toEqual([FILES.applied, FILES.lastKnownGood, FILES.state].sort());
+});
+
+test('a pending fingerprint is recorded before an apply and cleared when that apply is saved', async () => {
+  const s = store();
+  await s.init();
+  await s.saveApplied('connected', 'A', 'fp A');
+  await s.savePending('fp B');
+  expect(await s.load()).toMatchObject({ fingerprint: 'fp A', pending: 'fp B' });
+  await s.saveApplied('connected', 'B', 'fp B');
+  const after = await s.load();
+  expect(after).toMatchObject({ fingerprint: 'fp B' });
+  expect(after!.pending).toBeUndefined();
+  // a later pending (another apply under way) survives the save of an earlier one
+  await s.savePending('fp C');
+  await s.saveApplied('connected', 'B', 'fp B');
+  expect(await s.load()).toMatchObject({ fingerprint: 'fp B', pending: 'fp C' });
 });
 
 test('the boot ruleset is rewritten only when it changes', async () => {
@@ -28,8 +44,20 @@ test('the boot ruleset is rewritten only when it changes', async () => {
   expect(readFileSync(path.join(s.dir, FILES.boot), 'utf8')).toBe('drop v2');
 });
 
-test('a missing or unreadable state file means "nothing applied before"', async () => {
+test('a missing, truncated or old state file means "nothing applied before"', async () => {
   const s = store();
   expect(await s.load()).toBeUndefined();
   expect(await s.read(FILES.lastKnownGood)).toBeUndefined();
+  await s.init();
+  writeFileSync(path.join(s.dir, FILES.state), '{"version": 2, "state": "conn');
+  expect(await s.load()).toBeUndefined();
+  writeFileSync(path.join(s.dir, FILES.state), JSON.stringify({ version: 1, state: 'connected', listing: 'x' }));
+  expect(await s.load()).toBeUndefined();
+});
+
+test('a state directory that is a file fails loudly instead of silently', async () => {
+  const base = mkdtempSync(path.join(tmpdir(), 'fwa-store-'));
+  writeFileSync(path.join(base, 'file'), '');
+  await expect(new StateStore(path.join(base, 'file')).init()).rejects.toThrow();
+  await expect(new StateStore(path.join(base, 'file')).saveApplied('connected', 'A', 'fp')).rejects.toThrow();
 });
