@@ -95,7 +95,13 @@ export class Agent {
     this.metrics = new AgentMetrics({
       stats: this.readStats,
       accounting: () => this.compiled?.accounting ?? new Map(),
-      snapshot: () => ({ state: this.state, stale: this.stale, policies: countOutcomes(this.reports), watches: this.source.health() }),
+      snapshot: () => ({
+        state: this.state,
+        stale: this.stale,
+        policies: countOutcomes(this.reports),
+        watches: this.source.health(),
+        inputProblems: this.source.problems().length,
+      }),
     });
     this.loop = new SyncLoop({
       nft: opts.nft,

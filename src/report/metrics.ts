@@ -15,6 +15,8 @@ export interface AgentSnapshot {
   readonly stale: boolean;
   readonly policies: Readonly<Record<'deployed' | 'ignored' | 'rejected', number>>;
   readonly watches: readonly { name: string; synced: boolean; restarts: number }[];
+  /** Input the operator must fix (files that do not parse, unreadable credentials). */
+  readonly inputProblems: number;
 }
 
 export interface MetricsSources {
@@ -143,12 +145,21 @@ export class AgentMetrics {
       },
     });
     new Gauge({
+      name: 'firewall_agent_input_problems',
+      help: 'Inputs that cannot be read (files that do not parse, credentials); their objects keep their last good version',
+      registers: [r],
+      collect() {
+        this.set(sources.snapshot().inputProblems);
+      },
+    });
+    new Gauge({
       name: 'firewall_agent_watch_up',
       help: '1 when the watch has a complete, current list',
       labelNames: ['watch'],
       registers: [r],
       collect() {
-        for (const w of sources.snapshot().watches) this.set({ watch: w.name }, w.synced ? 1 : 0);
+        // the file source's name holds a path: bounded (one per agent), but say "files" only
+        for (const w of sources.snapshot().watches) this.set({ watch: w.name.startsWith('files:') ? 'files' : w.name }, w.synced ? 1 : 0);
       },
     });
     new Counter({
@@ -158,7 +169,7 @@ export class AgentMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const w of sources.snapshot().watches) this.inc({ watch: w.name }, w.restarts);
+        for (const w of sources.snapshot().watches) this.inc({ watch: w.name.startsWith('files:') ? 'files' : w.name }, w.restarts);
       },
     });
     const build = new Gauge({ name: 'firewall_agent_build_info', help: 'Version of the agent and its runtime', labelNames: ['version', 'nodejs'], registers: [r] });

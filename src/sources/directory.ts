@@ -29,7 +29,7 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 const COALESCE_MS = 40;
 
 interface FileState {
-  /** size, mtime and inode at the last read: unchanged means not read again. */
+  /** Size, times and inode at the last read: unchanged means not read again (ctime, so a chmod retries an unreadable file). */
   sig: string;
   /** Hash of the last good text: a touch or a rewrite with the same content changes nothing. */
   hash: string | undefined;
@@ -40,7 +40,7 @@ interface FileState {
 }
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? String(e);
-const sigOf = (st: Stats): string => `${st.size}:${st.mtimeMs}:${st.ino}`;
+const sigOf = (st: Stats): string => `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 
 export class DirectorySource implements Source {
   readonly kind = 'files';
@@ -133,11 +133,7 @@ export class DirectorySource implements Source {
   }
 
   private closeWatcher(): void {
-    try {
-      this.watcher?.close();
-    } catch {
-      // already closed with its directory
-    }
+    this.watcher?.close();
     this.watcher = undefined;
   }
 
@@ -220,10 +216,9 @@ export class DirectorySource implements Source {
       if (under) next.set(file, state); // cannot tell whether it still exists: keep it
       else changed = true;
     }
-    for (const [d, error] of dirErrors) {
-      if (this.dirErrors.get(d) !== error) this.log.error('cannot list an input directory; keeping the files read from it', { dir: d, error });
-    }
-    if (dirErrors.size !== this.dirErrors.size || [...dirErrors].some(([d, e]) => this.dirErrors.get(d) !== e)) changed = true;
+    const newErrors = [...dirErrors].filter(([d, e]) => this.dirErrors.get(d) !== e);
+    for (const [d, error] of newErrors) this.log.error('cannot list an input directory; keeping the files read from it', { dir: d, error });
+    if (newErrors.length > 0 || dirErrors.size !== this.dirErrors.size) changed = true;
     this.files = next;
     this.dirErrors = dirErrors;
     return changed;

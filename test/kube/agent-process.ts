@@ -12,8 +12,10 @@ export class AgentProcess {
   private readonly child: ChildProcess;
   private stderr = '';
 
-  constructor(args: string[], nodeArgs: string[] = []) {
-    this.child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'cli.js'), 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `prefix` runs the agent through another command, e.g. `ip netns exec NS` (the agent inside a namespace). */
+  constructor(args: string[], nodeArgs: string[] = [], prefix: string[] = []) {
+    const argv = [...prefix, process.execPath, ...nodeArgs, path.join(ROOT, 'dist', 'cli.js'), 'run', ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -34,6 +36,10 @@ export class AgentProcess {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  get stderrText(): string {
+    return this.stderr;
   }
 
   get exited(): boolean {
@@ -63,6 +69,15 @@ export class AgentProcess {
       .slice(-last)
       .map((l) => JSON.stringify(l))
       .join('\n');
+  }
+
+  /** Ends the agent at once, as a crash would (no cleanup of any kind). */
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    await new Promise<void>((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGKILL');
+    });
   }
 
   async stop(): Promise<number | null> {

@@ -108,7 +108,8 @@ export class Lab {
 
   static async create(): Promise<Lab> {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, nft)');
-    const lab = new Lab(randomBytes(3).toString('hex'));
+    // The pid in the name lets a later run tell a killed run's leftovers from a live run's namespaces.
+    const lab = new Lab(`${process.pid}-${randomBytes(2).toString('hex')}`);
     try {
       await lab.build();
     } catch (e) {

@@ -53,10 +53,13 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function started(opts: Partial<DirectorySourceOptions> = {}): Promise<DirectorySource> {
+async function started(opts: Partial<DirectorySourceOptions> = {}, onChange?: (s: DirectorySource) => void): Promise<DirectorySource> {
   const s = new DirectorySource({ dir, log: captureLogger(lines), ...opts });
   sources.push(s);
-  await s.start(() => changes++);
+  await s.start(() => {
+    changes++;
+    onChange?.(s);
+  });
   return s;
 }
 
@@ -153,11 +156,8 @@ test('a malformed file keeps its last good objects until fixed, logged once each
 
 test('a file rewritten in place is read once it settles, never half-written', async () => {
   await write('p.yaml', policy('p'));
-  const s = await started({ pollMs: 20, settleMs: 500 });
   const seen: unknown[] = [];
-  const onChange = (): void => void seen.push(...s.snapshot().policies.map((o) => o.object.spec));
-  await s.stop();
-  await s.start(onChange);
+  await started({ pollMs: 20, settleMs: 500 }, (s) => seen.push(...s.snapshot().policies.map((o) => o.object.spec)));
   const text = policy('p', 8443);
   const cut = text.indexOf('spec:');
   const fh = await fs.open(path.join(dir, 'p.yaml'), 'w'); // truncates: an empty file parses fine

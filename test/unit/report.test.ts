@@ -103,7 +103,7 @@ describe('metrics', () => {
     new AgentMetrics({
       stats: async () => stats,
       accounting: () => accounting,
-      snapshot: () => ({ state: 'connected', stale: false, policies: { deployed: 3, ignored: 0, rejected: 0 }, watches: [] }),
+      snapshot: () => ({ state: 'connected', stale: false, policies: { deployed: 3, ignored: 0, rejected: 0 }, watches: [], inputProblems: 0 }),
     });
 
   test('per-policy counters come from the accounting of the chain, with full names', async () => {
@@ -126,7 +126,7 @@ describe('metrics', () => {
     const m = new AgentMetrics({
       stats: async () => undefined,
       accounting: () => accounting,
-      snapshot: () => ({ state: 'disconnected', stale: false, policies: { deployed: 0, ignored: 0, rejected: 0 }, watches: [] }),
+      snapshot: () => ({ state: 'disconnected', stale: false, policies: { deployed: 0, ignored: 0, rejected: 0 }, watches: [], inputProblems: 0 }),
     });
     const text = await m.registry.metrics();
     expect(text).not.toMatch(/^firewall_agent_policy_accepted_packets_total\{/m);
