@@ -4,10 +4,10 @@
  * loop: statuses go through a queue drained in the background, and the dedup maps are pruned when
  * objects vanish, so memory stays bounded over a day of churn.
  */
-import { CoreV1Event, KubernetesObject } from '@kubernetes/client-node';
+import type { CoreV1Event, KubernetesObject } from '@kubernetes/client-node';
 import { ObjectReport } from '../compile/compile';
 import { POLICY_NAMESPACE } from '../model/cwnp';
-import { ClusterSource } from '../sources/cluster';
+import type { ClusterSource } from '../sources/cluster';
 import { TableStats, deviceStats, rulesByAction } from '../nft/stats';
 import { TIMER_MAX_MS } from '../sync/runner';
 import { VERSION } from '../version';
