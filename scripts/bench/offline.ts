@@ -68,7 +68,7 @@ function linearRuleset(objects: Obj[]): string {
 
 async function timedApply(nft: NftCli, text: string): Promise<number> {
   const t = process.hrtime.bigint();
-  await nft.apply(text);
+  await nft.applyText(text);
   return ms(t);
 }
 
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const nft = new NftCli(['ip', 'netns', 'exec', ns]);
     for (const n of sizes) {
       const text = renders.get(n)!;
-      await nft.apply(renderTransaction([disconnectedTable()]));
+      await nft.applyText(renderTransaction([disconnectedTable()]));
       const first = await timedApply(nft, text);
       const again = await timedApply(nft, text);
       line(`2. nft apply ${n} policies (${(text.length / 1e6).toFixed(1)} MB)`, `${first.toFixed(0)} ms first load, ${again.toFixed(0)} ms replace`, n === 10000 ? '< 1000 ms' : undefined, n === 10000 ? Math.max(first, again) < 1000 : undefined);

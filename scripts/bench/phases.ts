@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const parsed = new Map<string, PolicyResult>();
   for (const o of generatePolicies(n)) parsed.set((o.metadata as { name: string }).name, parsePolicy(o));
   const cache = new CompileCache();
-  const applier = new Applier(nft, { family: 'inet', name: 'firewall' }, false);
+  const applier = new Applier(nft, { family: 'inet', name: 'firewall' });
   const run = async (label: string) => {
     const t0 = performance.now();
     const c = compile({ firewall: fw.firewall, policies: [...parsed.values()], services: [], state: 'connected', cache });
