@@ -191,23 +191,26 @@ export class SyncLoop {
     });
   }
 
-  /** Cleanup and drift verification, every `spec.interval`. */
+  /** Drift verification and cleanup, every `spec.interval`. */
   private async periodic(): Promise<void> {
-    try {
-      const removed = await this.applier.cleanup();
-      if (removed > 0) this.log.debug('deleted unreferenced chains and maps', { objects: removed });
-    } catch (err) {
-      this.opts.observer?.failed?.('cleanup', err);
-      this.log.warn('cleanup failed; the next apply is a full one', { error: err });
-    }
     let verdict;
     try {
+      // what awaits cleanup is part of what the kernel should hold, so verify first
       verdict = await this.applier.verify();
     } catch (err) {
       this.opts.observer?.failed?.('verify', err);
       throw err;
     }
-    if (verdict !== 'drifted') return;
+    if (verdict !== 'drifted') {
+      try {
+        const removed = await this.applier.cleanup();
+        if (removed > 0) this.log.debug('deleted unreferenced chains and maps', { objects: removed });
+      } catch (err) {
+        this.opts.observer?.failed?.('cleanup', err);
+        this.log.warn('cleanup failed; the next apply is a full one', { error: err });
+      }
+      return;
+    }
     this.opts.observer?.drifted?.();
     this.log.warn('the kernel no longer holds the applied ruleset; repairing');
     this.applier.requireFull();

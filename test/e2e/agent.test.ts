@@ -277,7 +277,11 @@ test('drift in the kernel is repaired within spec.interval', async () => {
 });
 
 test('spec.dryRun renders and checks but never changes the kernel', async () => {
+  const before = agent.logs.length;
   await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { dryRun: true } });
+  // seed and shoot are two API servers: nothing orders their events, so let the agent see the
+  // Firewall's dryRun before the policy is created
+  await agent.waitForLog('dry run: ruleset rendered and checked, not applied', 15_000, before);
   const mark = agent.logs.length;
   await shoot.admin.post(CWNPS, policy('during-dry-run', 8010, '203.0.113.10/32'));
   await agent.waitForLog('dry run: ruleset rendered and checked, not applied', 15_000, mark);
