@@ -287,7 +287,7 @@ export class Agent {
   private enforced(d: Extract<Desired, { kind: 'connected' }>): void {
     if (this.lastRun === undefined && !d.dryRun) this.log.info('connected: enforcing policies', { mode: d.mode });
     this.lastRun = new Date();
-    if (!d.dryRun || this.writeback) this.writeback?.report(d.compiled.reports);
+    if (!d.dryRun) this.writeback?.report(d.compiled.reports); // a dry run writes no policy status (README)
   }
 
   /** Notes about the input (skipped kinds, Firewall warnings), each logged once while it holds. */
