@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, on first use, what the tests need from Debian's packages: the real nft, iproute2 for the
 # lab's namespaces and veths, ping for ICMP checks, util-linux's unshare for scratch namespaces,
-# systemd-analyze/systemd-notify for the unit tests, python3 for a notify-socket stand-in.
+# systemd-analyze/systemd-notify for the unit tests, python3 for a notify-socket stand-in, dnsmasq as
+# the real resolver behind the DNS proxy (dnsmasq-base: the binary without a system service).
 # (Go >= 1.26, which builds the test control plane, comes with the machine.)
 set -euo pipefail
 
@@ -13,6 +14,7 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
