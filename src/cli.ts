@@ -13,13 +13,14 @@ import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 import { Agent } from './daemon/agent';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort } from './daemon/config';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parseUpstream } from './daemon/config';
+import { resolvConfUpstream } from './daemon/dns';
 import { Notifier } from './report/notify';
 import { formatStatus } from './report/summary';
 import { jsonLogger } from './report/log';
 import { CRDS } from './kube/crds';
 import { seedRbac, shootRbac } from './kube/rbac';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 
@@ -214,6 +215,10 @@ export function program(): Command {
     .option('--restore-last-known-good', 'at start, load the last-known-good ruleset instead of dropping until connected')
     .option('--metrics-address <host:port>', `Prometheus /metrics, /healthz, /readyz, /status (default ${DEFAULT_METRICS_ADDRESS}; "" disables)`)
     .option('--dry-run', 'render and check, never change the kernel')
+    .option('--dns-port <port>', 'FQDN policies: the DNS proxy port on the node-network addresses (default 53)')
+    .option('--dns-upstream <address>', "FQDN policies: resolver when the Firewall has no dnsServerAddress (default: /etc/resolv.conf's first nameserver)")
+    .option('--fqdn-min-ttl <seconds>', 'FQDN policies: shortest time a resolved address stays open (default 60)')
+    .option('--fqdn-max-ttl <seconds>', 'FQDN policies: longest time a resolved address stays open after its last answer (default 86400)')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config: DaemonConfig;
       try {
@@ -229,6 +234,10 @@ export function program(): Command {
           restoreLastKnownGood: opts.restoreLastKnownGood === true ? true : undefined,
           metricsAddress: opts.metricsAddress as string | undefined,
           dryRun: opts.dryRun === true ? true : undefined,
+          dnsPort: numberFlag(opts.dnsPort),
+          dnsUpstream: opts.dnsUpstream as string | undefined,
+          fqdnMinTtl: numberFlag(opts.fqdnMinTtl),
+          fqdnMaxTtl: numberFlag(opts.fqdnMaxTtl),
         });
       } catch (e) {
         err(`error: ${(e as Error).message}`);
@@ -249,6 +258,11 @@ export function program(): Command {
         log,
         http: config.metricsAddress ? parseHostPort(config.metricsAddress) : undefined,
         notifier: new Notifier(),
+        dns: {
+          port: config.dnsPort,
+          upstream: config.dnsUpstream !== undefined ? parseUpstream(config.dnsUpstream) : systemResolver(),
+          limits: { minTtlS: config.fqdnMinTtl, maxTtlS: config.fqdnMaxTtl, maxPerSet: config.fqdnMaxAddresses, maxNames: config.fqdnMaxNames },
+        },
       });
       const shutdown = (signal: string): void => {
         log.info('signal received; stopping', { signal });
@@ -267,6 +281,20 @@ export function program(): Command {
       }
     });
   return prog;
+}
+
+/** A numeric flag as given; loadConfig checks the range (NaN included). */
+function numberFlag(v: string | boolean | undefined): number | undefined {
+  return typeof v === 'string' ? Number(v) : undefined;
+}
+
+/** The firewall's own resolver, the DNS proxy's upstream when nothing else is set. */
+function systemResolver(): { host: string; port: number } | undefined {
+  try {
+    return resolvConfUpstream(readFileSync('/etc/resolv.conf', 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 if (require.main === module) {

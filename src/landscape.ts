@@ -131,6 +131,11 @@ export function notFullyDeployed(reports: readonly ObjectReport[]): ObjectReport
   return reports.filter((r) => r.outcome !== 'deployed' || r.unenforced.length > 0);
 }
 
+/**
+ * The ruleset the daemon would apply: with FQDN policies, DNS interception to the proxy on the
+ * node network's addresses, port 53 (the daemon's default).
+ */
 export function compileLandscape(l: Landscape): Compiled {
-  return compile(l.input);
+  const ips = l.input.firewall?.nodeNetwork.ips ?? [];
+  return compile({ ...l.input, dnsProxy: ips.length > 0 ? { addresses: ips, port: 53 } : undefined });
 }

@@ -1,7 +1,7 @@
 /** Shared test helpers: rendering landscapes from files or in-memory objects. */
 import path from 'node:path';
 import { parse } from 'yaml';
-import { Compiled, compile } from '../src/compile/compile';
+import { Compiled, DnsProxyAddress, compile } from '../src/compile/compile';
 import { Mode, State } from '../src/compile/mode';
 import { loadLandscape } from '../src/landscape';
 import { Obj } from '../src/model/fields';
@@ -29,7 +29,10 @@ export async function renderPaths(
   return { text: renderTransaction([compiled.table]), compiled };
 }
 
-export function compileObjects(objects: Obj[], opts: { state?: State; mode?: Mode; shardMax?: number } = {}): { text: string; compiled: Compiled } {
+export function compileObjects(
+  objects: Obj[],
+  opts: { state?: State; mode?: Mode; shardMax?: number; dnsProxy?: DnsProxyAddress } = {},
+): { text: string; compiled: Compiled } {
   const inv = classify(objects.map((object) => ({ origin: 'test', object })));
   const fw = inv.firewalls[0]?.result;
   if (fw && !fw.ok) throw new Error(`invalid Firewall: ${JSON.stringify(fw.problems)}`);
@@ -40,6 +43,7 @@ export function compileObjects(objects: Obj[], opts: { state?: State; mode?: Mod
     state: opts.state ?? 'connected',
     mode: opts.mode,
     shardMax: opts.shardMax,
+    dnsProxy: opts.dnsProxy,
   });
   return { text: renderTransaction([compiled.table]), compiled };
 }

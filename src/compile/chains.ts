@@ -33,7 +33,7 @@ function sfx(fam: Family): 'v4' | 'v6' {
   return fam === 4 ? 'v4' : 'v6';
 }
 
-function clusterSaddr(fam: Family): NftSetMatch {
+export function clusterSaddr(fam: Family): NftSetMatch {
   return { kind: 'set', expr: `${ipKeyword(fam)} saddr`, set: fam === 4 ? 'cluster_prefixes' : 'cluster_prefixes_v6' };
 }
 
@@ -94,7 +94,7 @@ export function disconnectedTable(): NftTable {
  * The forward chain: accounting, fixed protections, then a fixed number of verdict-map lookups
  * (whatever the number of policies), then the counted, logged drop.
  */
-export function forwardBaseChain(fw: FirewallConfig): NftChain {
+export function forwardBaseChain(fw: FirewallConfig, fqdn = false): NftChain {
   const priv = ifnameSet(interfaceNames(fw.nodeNetwork));
   const rules: NftRule[] = [];
   // Traffic accounting: "in" = towards the cluster, "out" = from it.
@@ -146,6 +146,7 @@ export function forwardBaseChain(fw: FirewallConfig): NftChain {
       { match: [`oifname ${priv}`], statement: vmap('daddr', `services_${s}`) },
     );
   }
+  if (fqdn) rules.push({ match: [`iifname ${priv}`], statement: { kind: 'jump', chain: 'fqdn_egress' } });
   rules.push(...dropTail());
   return forwardChain(rules);
 }

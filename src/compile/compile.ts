@@ -17,6 +17,8 @@ import { ServiceResult } from '../model/service';
 import { NftChain, NftElement, NftSet, NftTable } from '../nft/ruleset';
 import { addrType, range } from '../nft/syntax';
 import { acceptChain, baseTable, disconnectedTable, forwardBaseChain, postroutingBaseChain } from './chains';
+import { allowedSets } from './forbidden';
+import { DnsProxyAddress, FqdnTarget, fqdnChain, fqdnSets, interceptChain, policyTargets } from './fqdn';
 import { PolicyItems, addDims, addServiceBoxes, countDims, emptyDirection, policyItems, serviceChain } from './items';
 import { policyMaps } from './maps';
 import { Mode, State, resolveMode } from './mode';
@@ -27,6 +29,7 @@ import { SHARD_MAX } from './shard';
 export { COUNTERS, FORWARD_PRIORITY, POSTROUTING_PRIORITY, TABLE_NAME, disconnectedTable } from './chains';
 export { peerRanges } from './items';
 export type { PolicyItems } from './items';
+export type { DnsProxyAddress, FqdnTarget } from './fqdn';
 export type { ObjectKind, ObjectReport, Outcome } from './reports';
 
 export interface CompileInput {
@@ -39,6 +42,11 @@ export interface CompileInput {
   readonly cache?: CompileCache;
   /** Boxes per address shard before it is halved (shard.ts); tests make it small. */
   readonly shardMax?: number;
+  /**
+   * Where the DNS proxy listens, when it does: the node network's DNS is intercepted only then
+   * (and only while some deployed policy has toFQDNs), so DNS never points at a closed port.
+   */
+  readonly dnsProxy?: DnsProxyAddress;
 }
 
 /**
@@ -74,6 +82,10 @@ export interface Compiled {
   readonly reports: readonly ObjectReport[];
   /** Accept chain name → the object and direction it counts for. */
   readonly accounting: ReadonlyMap<string, PolicyAccount>;
+  /** The deployed toFQDNs rules: which dynamic sets the DNS proxy fills for which names. */
+  readonly fqdn: readonly FqdnTarget[];
+  /** The node network's DNS goes to the proxy (some policy has toFQDNs and the proxy listens). */
+  readonly dnsIntercepted: boolean;
 }
 
 function intervalSet(name: string, fam: Family, prefixes: readonly Prefix[]): NftSet {
@@ -82,7 +94,7 @@ function intervalSet(name: string, fam: Family, prefixes: readonly Prefix[]): Nf
 
 export function compile(input: CompileInput): Compiled {
   if (input.state === 'disconnected') {
-    return { state: 'disconnected', mode: input.mode, table: disconnectedTable(), reports: [], accounting: new Map() };
+    return { state: 'disconnected', mode: input.mode, table: disconnectedTable(), reports: [], accounting: new Map(), fqdn: [], dnsIntercepted: false };
   }
   const fw = input.firewall;
   if (!fw) throw new Error('compile: the connected state needs a Firewall');
@@ -100,6 +112,8 @@ export function compile(input: CompileInput): Compiled {
   const ingress = emptyDirection();
   const egressChains: string[] = [];
   const ingressChains: string[] = [];
+  const fqdnAllowed = mode === 'forbidden' ? allowedSets(fw).egress : undefined;
+  const fqdnPolicies: Parameters<typeof fqdnChain>[0][number][] = [];
   pol.deployed.forEach((p, owner) => {
     let items = input.cache?.policies.get(p);
     if (!items) {
@@ -111,8 +125,10 @@ export function compile(input: CompileInput): Compiled {
     addDims(egress, owner, items.egress);
     addDims(ingress, owner, items.ingress);
     const account = { kind: 'ClusterwideNetworkPolicy', ref: p.ref, policy: p.ref.name } as const;
+    const targets = policyTargets(p, fqdnAllowed);
+    if (targets.length > 0) fqdnPolicies.push({ policy: p, egressChain: items.egressChain, targets });
     // Comments keep the upstream firewall-controller's wording: tools grep for them.
-    if (countDims(items.egress) > 0) accept(items.egressChain, `accept traffic for np ${p.ref.name}`, { ...account, direction: 'egress' });
+    if (countDims(items.egress) > 0 || targets.length > 0) accept(items.egressChain, `accept traffic for np ${p.ref.name}`, { ...account, direction: 'egress' });
     if (countDims(items.ingress) > 0) {
       accept(items.ingressChain, `accept traffic for k8s network policy ${p.ref.name}`, { ...account, direction: 'ingress' });
     }
@@ -142,6 +158,22 @@ export function compile(input: CompileInput): Compiled {
     intervalSet('internal_prefixes', 4, fw.internalPrefixes),
     intervalSet('internal_prefixes_v6', 6, fw.internalPrefixes),
   ];
-  chains.push(forwardBaseChain(fw), postroutingBaseChain(fw));
-  return { state: 'connected', mode, table: baseTable(sets, maps, chains), reports: [...pol.reports, ...svc.reports], accounting };
+  const fqdn = fqdnPolicies.flatMap((f) => f.targets);
+  const fqdnJump = fqdn.length > 0;
+  if (fqdnJump) {
+    sets.push(...fqdnSets(fqdn));
+    chains.push(fqdnChain(fqdnPolicies));
+  }
+  const intercept = fqdnJump && input.dnsProxy ? interceptChain(fw, input.dnsProxy) : undefined;
+  chains.push(forwardBaseChain(fw, fqdnJump), postroutingBaseChain(fw));
+  if (intercept) chains.push(intercept);
+  return {
+    state: 'connected',
+    mode,
+    table: baseTable(sets, maps, chains),
+    reports: [...pol.reports, ...svc.reports],
+    accounting,
+    fqdn,
+    dnsIntercepted: intercept !== undefined,
+  };
 }

@@ -32,7 +32,7 @@ function inside(sets: Record<Family, RangeSet>, p: Prefix): boolean {
 /** The reason the policy is ignored, naming the first offending prefix, or undefined. */
 export function forbiddenReason(policy: Policy, allowed: AllowedSets): string | undefined {
   for (const rule of policy.egress) {
-    if (rule.toFqdns) continue; // opens nothing yet; FQDN results will be filtered when enforced
+    if (rule.toFqdns) continue; // answers outside allowedNetworks.egress are never added (FqdnTarget.allowed)
     if (rule.peers.kind === 'any') {
       return `${rule.path}.to is empty, which means every destination: outside allowedNetworks.egress`;
     }

@@ -23,6 +23,10 @@ import { Desired, SyncLoop } from '../sync/loop';
 import { RunnerOptions } from '../sync/runner';
 import { VERSION } from '../version';
 import { StateStore } from './store';
+import { DnsService } from './dns';
+import { FqdnLimits } from '../dns/fqdn-state';
+import type { Upstream } from '../dns/proxy';
+import { dnsMetrics } from '../report/dns-metrics';
 
 export interface ClusterInput {
   readonly seedKubeconfig: string;
@@ -47,6 +51,8 @@ export interface AgentOptions {
   readonly notifier?: Notifier;
   readonly runner?: Partial<RunnerOptions>;
   readonly pollMs?: number;
+  /** FQDN policies: the DNS proxy's port, fallback resolver and limits. */
+  readonly dns?: { readonly port: number; readonly upstream?: Upstream; readonly limits?: FqdnLimits };
 }
 
 export type AgentState = 'disconnected' | 'connected';
@@ -57,6 +63,7 @@ export class Agent {
   readonly source: Source;
   readonly loop: SyncLoop;
   readonly metrics: AgentMetrics;
+  readonly dns: DnsService;
   private readonly writeback: WriteBack | undefined;
   private readonly parseCache = new ParseCache();
   /** Work reused across compiles, so a change costs about what it touches. */
@@ -103,10 +110,21 @@ export class Agent {
         inputProblems: this.source.problems().length,
       }),
     });
+    this.dns = new DnsService({
+      port: opts.dns?.port ?? 53,
+      fallbackUpstream: opts.dns?.upstream,
+      limits: opts.dns?.limits,
+      stateDir: opts.stateDir,
+      log: this.log,
+      write: (writes, commit) => this.loop.writeDynamic(writes, commit),
+      changed: () => this.reportStatus(false),
+      events: dnsMetrics(this.metrics.registry, () => ({ addresses: this.dns.state.addressCount, names: this.dns.state.nameCount, listening: this.dns.listening !== undefined })),
+    });
     this.loop = new SyncLoop({
       nft: opts.nft,
       log: this.log,
       desired: () => this.desired(),
+      dynamicElements: (set) => this.dns.elements(set),
       store: opts.stateDir ? new StateStore(opts.stateDir) : undefined,
       restoreLastKnownGood: opts.restoreLastKnownGood,
       dryRun: opts.dryRun,
@@ -123,6 +141,7 @@ export class Agent {
         enforced: (d) => this.enforced(d),
         failed: (what, err) => {
           if (what === 'apply' || what === 'startup') this.metrics.applyFailures.inc();
+          if (what === 'dynamic') this.log.error('the kernel refused FQDN set elements; the client got SERVFAIL, a full apply follows', { error: err });
           if (what === 'apply') this.log.error('apply failed; the previous ruleset stays in the kernel', { error: err, failures: this.loop.failures + 1 });
         },
       },
@@ -191,6 +210,7 @@ export class Agent {
       lastError: this.lastError,
       inputProblems: this.source.problems(),
       notes: [...this.notes],
+      dns: this.dns.summary(),
       policies: countOutcomes(this.reports),
       notDeployed: this.reports
         .filter((r) => r.outcome !== 'deployed')
@@ -209,6 +229,7 @@ export class Agent {
       this.server = await startHttp(host, port, { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready(), status: () => this.summary() });
       this.log.info('serving /metrics, /healthz, /readyz, /status', { address: `${host}:${port}` });
     }
+    await this.dns.restore();
     await this.source.start(() => this.loop.request());
     this.loop.start();
     await this.when(() => this.loop.floor !== 'none' || this.opts.dryRun === true || this.loop.connected);
@@ -221,6 +242,7 @@ export class Agent {
   async stop(): Promise<void> {
     clearInterval(this.beat);
     await this.source.stop();
+    await this.dns.stop();
     await this.loop.stop();
     await this.writeback?.stop();
     this.opts.notifier?.stop();
@@ -276,18 +298,28 @@ export class Agent {
     this.loop.setInterval(fw.intervalMs);
     this.writeback?.setInterval(fw.intervalMs);
     const mode = resolveMode(this.opts.mode, fw);
-    const compiled = compile(built.input);
+    const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
+    const compiled = compile({ ...built.input, dnsProxy: this.dns.address(fw) });
+    this.dns.reconcile(fw, compiled.fqdn.length > 0 && !dryRun, () => this.loop.request());
     this.compiled = compiled;
     this.mode = mode;
     if (this.waitReason !== undefined && this.loop.connected) this.log.info('contact restored');
     this.waitReason = undefined;
-    return { kind: 'connected', compiled, mode, dryRun: (this.opts.dryRun ?? false) || fw.dryRun, compileMs: Date.now() - started };
+    return { kind: 'connected', compiled, mode, dryRun, compileMs: Date.now() - started };
   }
 
   private enforced(d: Extract<Desired, { kind: 'connected' }>): void {
     if (this.lastRun === undefined && !d.dryRun) this.log.info('connected: enforcing policies', { mode: d.mode });
     this.lastRun = new Date();
-    if (!d.dryRun) this.writeback?.report(d.compiled.reports); // a dry run writes no policy status (README)
+    if (d.dryRun) return; // a dry run writes no policy status (README)
+    this.dns.enforced(d.compiled.fqdn, d.compiled.dnsIntercepted);
+    this.reportStatus(true);
+  }
+
+  /** Policy status (with what FQDN selectors resolved to); events only after a sync run. */
+  private reportStatus(events: boolean): void {
+    if (!this.compiled || this.compiled.state !== 'connected') return;
+    this.writeback?.report(this.compiled.reports, (r) => this.dns.status(r.ref), { events });
   }
 
   /** Notes about the input (skipped kinds, Firewall warnings), each logged once while it holds. */

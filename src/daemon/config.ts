@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { Mode, isMode } from '../compile/mode';
+import { FQDN_DEFAULTS } from '../dns/fqdn-state';
+import { parseAddress } from '../model/address';
 import { Level } from '../report/log';
 
 export interface DaemonConfig {
@@ -25,7 +27,27 @@ export interface DaemonConfig {
   restoreLastKnownGood: boolean;
   /** host:port for /metrics, /healthz, /readyz and /status; empty to disable. */
   metricsAddress: string;
+  /** The DNS proxy's port on the node-network addresses (FQDN policies). */
+  dnsPort: number;
+  /** Resolver when the Firewall names no dnsServerAddress: host or host:port (default: /etc/resolv.conf's first). */
+  dnsUpstream?: string;
+  /** FQDN set elements live at least / at most this long (seconds), whatever the TTL says. */
+  fqdnMinTtl: number;
+  fqdnMaxTtl: number;
+  /** Addresses per FQDN rule and family; the ones expiring first go beyond it. */
+  fqdnMaxAddresses: number;
+  /** Names remembered for fqdn_state. */
+  fqdnMaxNames: number;
 }
+
+/** Integer settings with their bounds. */
+const NUMBER_KEYS: Record<string, [number, number]> = {
+  dnsPort: [1, 65535],
+  fqdnMinTtl: [1, 86_400],
+  fqdnMaxTtl: [1, 7 * 86_400],
+  fqdnMaxAddresses: [1, 1_000_000],
+  fqdnMaxNames: [1, 1_000_000],
+};
 
 /** Where the upstream agent finds its seed kubeconfig on a firewall image. */
 export const DEFAULT_SEED_KUBECONFIG = '/etc/firewall-controller/.seed-kubeconfig';
@@ -33,7 +55,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/firewall-agent';
 /** Loopback only by default; set 0.0.0.0:9638 (and open the port) to let Prometheus scrape remotely. */
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9638';
 
-const STRING_KEYS = ['seedKubeconfig', 'sourceDir', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir'] as const;
+const STRING_KEYS = ['seedKubeconfig', 'sourceDir', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir', 'dnsUpstream'] as const;
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
 
 export class ConfigError extends Error {}
@@ -43,6 +65,10 @@ export function parseConfig(raw: Record<string, unknown>, origin: string): Parti
   for (const [k, v] of Object.entries(raw)) {
     if ((STRING_KEYS as readonly string[]).includes(k)) {
       if (typeof v !== 'string' || v === '') throw new ConfigError(`${origin}: ${k} must be a non-empty string`);
+      (out as Record<string, unknown>)[k] = v;
+    } else if (k in NUMBER_KEYS) {
+      const [lo, hi] = NUMBER_KEYS[k]!;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`${origin}: ${k} must be an integer from ${lo} to ${hi}`);
       (out as Record<string, unknown>)[k] = v;
     } else if (k === 'mode') {
       if (typeof v !== 'string' || !isMode(v)) throw new ConfigError(`${origin}: mode must be baseline, restricted or forbidden`);
@@ -85,9 +111,22 @@ export function loadConfig(file: string | undefined, flags: Partial<DaemonConfig
     stateDir: DEFAULT_STATE_DIR,
     restoreLastKnownGood: false,
     metricsAddress: DEFAULT_METRICS_ADDRESS,
+    dnsPort: 53,
+    fqdnMinTtl: FQDN_DEFAULTS.minTtlS,
+    fqdnMaxTtl: FQDN_DEFAULTS.maxTtlS,
+    fqdnMaxAddresses: FQDN_DEFAULTS.maxPerSet,
+    fqdnMaxNames: FQDN_DEFAULTS.maxNames,
     ...fromFile,
     ...defined,
   };
+  for (const [k, [lo, hi]] of Object.entries(NUMBER_KEYS)) {
+    const v = (config as unknown as Record<string, unknown>)[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`--${flagName(k)} ${String(v)}: must be an integer from ${lo} to ${hi}`);
+  }
+  if (config.fqdnMinTtl > config.fqdnMaxTtl) throw new ConfigError(`fqdnMinTtl ${config.fqdnMinTtl} is above fqdnMaxTtl ${config.fqdnMaxTtl}`);
+  if (config.dnsUpstream !== undefined && parseUpstream(config.dnsUpstream) === undefined) {
+    throw new ConfigError(`--dns-upstream ${config.dnsUpstream}: must be an IP address, optionally with :port ([v6]:port)`);
+  }
   if (config.metricsAddress !== '' && parseHostPort(config.metricsAddress) === undefined) {
     throw new ConfigError(`--metrics-address ${config.metricsAddress}: must be host:port (or empty to disable)`);
   }
@@ -101,4 +140,15 @@ export function parseHostPort(s: string): { host: string; port: number } | undef
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return undefined;
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** `198.51.100.53`, `198.51.100.53:5353`, `2001:db8::53`, `[2001:db8::53]:5353`: an address, never a name. */
+export function parseUpstream(s: string): { host: string; port: number } | undefined {
+  if (parseAddress(s).ok) return { host: s, port: 53 };
+  const hp = parseHostPort(s);
+  return hp && parseAddress(hp.host).ok ? hp : undefined;
 }

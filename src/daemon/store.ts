@@ -32,7 +32,7 @@ export interface PersistedState {
   readonly pending?: string;
 }
 
-async function atomicWrite(dir: string, name: string, data: string): Promise<void> {
+export async function atomicWrite(dir: string, name: string, data: string): Promise<void> {
   const target = path.join(dir, name);
   const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
   const fh = await fs.open(tmp, 'w', 0o600);

@@ -34,7 +34,7 @@ export interface PolicyRule {
 }
 
 export interface EgressRule extends PolicyRule {
-  /** A toFQDNs rule: it opens nothing until FQDN policies are enforced. */
+  /** A toFQDNs rule: it opens the addresses the DNS proxy sees in answers for its selectors. */
   readonly toFqdns: boolean;
   readonly fqdns: readonly FqdnSelector[];
 }
@@ -268,11 +268,8 @@ export function parsePolicy(obj: Obj): PolicyResult {
     }
     // A present toFQDNs (even empty) with no `to` must never turn into "every destination".
     const fqdnRule = hasFqdnField && peers.kind === 'any';
-    if (fqdnRule) {
-      unenforced.push({
-        path: join(path, 'toFQDNs'),
-        message: 'is not enforced yet (FQDN policies arrive with the DNS proxy); this rule opens nothing',
-      });
+    if (fqdnRule && fqdns.length === 0) {
+      unenforced.push({ path: join(path, 'toFQDNs'), message: 'is empty; this rule opens nothing' });
     }
     egress.push({ path, peers, ports, toFqdns: fqdnRule, fqdns: fqdnRule ? fqdns : [] });
   });

@@ -8,10 +8,10 @@
 import { Clock, realClock } from '../sync/clock';
 import { Digest, chainDigest, emptyMapDigest, hex, listingDigest, mix, tableDigest } from './fingerprint';
 import { cleanupTransaction, planIncremental } from './incremental';
-import { NftChain, NftMap, NftTable, TableRef } from './ruleset';
+import { NftChain, NftElement, NftMap, NftTable, TableRef } from './ruleset';
 import { Nft } from './runner';
 import { counterCarry } from './stats';
-import { Op, fullTransaction, rawTransaction, tableRef } from './transaction';
+import { Op, carryDynamic, fullTransaction, rawTransaction, tableRef } from './transaction';
 
 export type ApplyResult = 'applied' | 'unchanged';
 
@@ -25,6 +25,8 @@ export interface ApplierOptions {
   readonly clock?: Clock;
   /** Called with the fingerprint of what is about to be sent, before it is (write-ahead). */
   readonly beforeSend?: (fingerprint: string) => Promise<void>;
+  /** The live elements of a dynamic set, which a full apply re-adds with their remaining timeouts. */
+  readonly dynamicElements?: (set: string) => readonly NftElement[];
 }
 
 export class Applier {
@@ -147,7 +149,8 @@ export class Applier {
     try {
       const after = relaxLegacy ? await this.legacyRelax() : [];
       const stats = await this.nft.counters(this.table);
-      const tx = fullTransaction(table, { carry: stats ? counterCarry(stats) : undefined, after });
+      const dynamic = this.opts.dynamicElements ? carryDynamic(table, this.opts.dynamicElements) : [];
+      const tx = fullTransaction(table, { carry: stats ? counterCarry(stats) : undefined, after: [...dynamic, ...after] });
       await this.nft.check(tx);
       await this.opts.beforeSend?.(hex(expected));
       await this.nft.apply(tx);

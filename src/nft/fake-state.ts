@@ -130,6 +130,7 @@ function checkElementShape(s: SetState, e: NftElement): void {
   const parts = s.type.split(' . ').length;
   if (e.key.length !== parts) throw new Refusal('EINVAL', `element ${elementKey(e)}: key has ${e.key.length} parts, ${s.kind} ${s.name} is ${s.type}`);
   if ((s.kind === 'map') !== (e.verdict !== undefined)) throw new Refusal('EINVAL', `element ${elementKey(e)}: ${s.kind === 'map' ? 'map element without' : 'set element with'} a verdict`);
+  if (e.timeout !== undefined && !s.flags.includes('timeout')) throw new Refusal('EINVAL', `element ${elementKey(e)}: ${s.kind} ${s.name} has no timeout flag`);
 }
 
 function checkElementRefs(t: TableState, s: SetState, e: NftElement): void {

@@ -5,7 +5,8 @@
  * kernel's table only when its fingerprint is one the agent recorded.
  *
  * A table is a set of items (a set or map declaration, one element, a named counter, a chain with
- * its rules in order); the fingerprint is the XOR of the items' SHA-1 digests. XOR makes it
+ * its rules in order); the fingerprint is the XOR of the items' SHA-1 digests. Elements of dynamic
+ * sets (FQDN answers, with timeouts) are not items: they change by the second. XOR makes it
  * composable: a map whose elements did not change keeps its cached digest, and a table's digest is
  * the XOR of its objects'. It detects changes; it is not a defence against someone who can already
  * write the kernel's ruleset (and the state directory).
@@ -94,7 +95,9 @@ function blockDigest(b: Block): Digest {
     else header.push(l);
   }
   mix(d, itemDigest(`${b.kind} ${b.name}\n${header.join('\n')}`));
-  if (elements !== undefined) {
+  // The elements of a dynamic set (flags timeout) come and go at run time: not content.
+  const dynamic = header.some((l) => /^flags (?:\S+,)*timeout(?:,|$)/.test(l));
+  if (elements !== undefined && !dynamic) {
     const body = elements.replace(/\}\s*$/, '');
     for (const e of body.split(',')) {
       const t = e.trim();

@@ -54,13 +54,24 @@ export interface NftElement {
   readonly key: readonly string[];
   /** Map elements only. */
   readonly verdict?: NftChainVerdict;
+  /** Seconds until the kernel removes the element; sets with the `timeout` flag only. */
+  readonly timeout?: number;
 }
 
 export interface NftSet {
   readonly name: string;
   readonly type: string;
+  /**
+   * With `timeout`, a set is dynamic: its elements are not part of the table's content (they
+   * come and go at run time, e.g. FQDN answers) and `elements` is empty in the IR.
+   */
   readonly flags: readonly string[];
   readonly elements: readonly NftElement[];
+}
+
+/** A set whose elements come and go at run time (they carry timeouts). */
+export function isDynamicSet(s: { readonly flags: readonly string[] }): boolean {
+  return s.flags.includes('timeout');
 }
 
 export interface NftMap {

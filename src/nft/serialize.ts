@@ -42,7 +42,8 @@ export function ruleText(r: NftRule, carried?: CounterValue): string {
 
 export function elementText(e: NftElement): string {
   const key = elementKey(e);
-  return e.verdict ? `${key} : ${e.verdict.kind} ${identifier(e.verdict.chain)}` : key;
+  if (e.verdict) return `${key} : ${e.verdict.kind} ${identifier(e.verdict.chain)}`;
+  return e.timeout === undefined ? key : `${key} timeout ${Math.max(1, Math.ceil(e.timeout))}s`;
 }
 
 /** Appends to `out` in place: maps can hold 100k+ elements, too many for spread arguments. */

@@ -3,7 +3,7 @@
  * knftables). Full applies and incremental updates are both built from these; `serialize.ts`
  * writes them as nft text for the real `nft`, and `fake.ts` applies them to an in-memory table.
  */
-import { CounterValue, NftBaseChain, NftElement, NftRule, NftTable, TableRef } from './ruleset';
+import { CounterValue, NftBaseChain, NftElement, NftRule, NftTable, TableRef, isDynamicSet } from './ruleset';
 
 /**
  * Counter values to carry into a redefined table, so counters stay monotonic across full applies:
@@ -54,4 +54,43 @@ export function fullTransaction(table: NftTable, opts: { carry?: CounterCarry; a
 
 export function rawTransaction(text: string): Transaction {
   return { ops: [{ verb: 'raw', kind: 'text', text }] };
+}
+
+/** Elements of one dynamic set to (re)write: refreshed with new timeouts, or removed. */
+export interface DynamicWrite {
+  readonly set: string;
+  readonly refresh: readonly { readonly address: string; readonly timeoutS: number }[];
+  readonly remove: readonly string[];
+}
+
+/**
+ * Writes dynamic set elements whatever the kernel holds: `add` is a no-op for an element that is
+ * there, so add, delete, add sets a fresh timeout on present and absent elements alike, and add,
+ * delete removes one that may already have expired. One transaction: no packet sees a gap.
+ */
+export function dynamicTransaction(table: TableRef, writes: readonly DynamicWrite[]): Transaction {
+  const adds: Op[] = [];
+  const dels: Op[] = [];
+  const readds: Op[] = [];
+  const ref = tableRef(table);
+  for (const w of writes) {
+    const fresh = w.refresh.map((r): NftElement => ({ key: [r.address], timeout: r.timeoutS }));
+    const gone = w.remove.map((a): NftElement => ({ key: [a], timeout: 1 }));
+    if (fresh.length + gone.length === 0) continue;
+    adds.push({ verb: 'add', kind: 'element', table: ref, set: w.set, elements: [...fresh, ...gone] });
+    dels.push({ verb: 'delete', kind: 'element', table: ref, set: w.set, elements: [...fresh, ...gone] });
+    if (fresh.length > 0) readds.push({ verb: 'add', kind: 'element', table: ref, set: w.set, elements: fresh });
+  }
+  return { ops: [...adds, ...dels, ...readds] };
+}
+
+/** Re-adds the live elements of the table's dynamic sets (after a full apply redefined them). */
+export function carryDynamic(table: NftTable, elements: (set: string) => readonly NftElement[]): Op[] {
+  const ops: Op[] = [];
+  for (const s of table.sets) {
+    if (!isDynamicSet(s)) continue;
+    const live = elements(s.name);
+    if (live.length > 0) ops.push({ verb: 'add', kind: 'element', table: tableRef(table), set: s.name, elements: live });
+  }
+  return ops;
 }

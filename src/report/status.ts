@@ -9,7 +9,12 @@ import { formatRef } from '../model/names';
 export interface PolicyStatus {
   readonly state: 'deployed' | 'ignored';
   readonly message: string;
+  /** What the policy's toFQDNs selectors resolved to (upstream shape), when it has any. */
+  readonly fqdn_state?: FqdnStatus;
 }
+
+/** selector → [{ fqdn, setName, version, ips, ipExpirationTimes }] */
+export type FqdnStatus = Readonly<Record<string, readonly unknown[]>>;
 
 export interface EventSpec {
   readonly namespace: string;
@@ -34,12 +39,34 @@ export function policyStatus(r: ObjectReport): PolicyStatus {
   return { state: 'ignored', message: bound(r.outcome === 'rejected' ? `rejected: ${r.reason ?? ''}` : (r.reason ?? '')) };
 }
 
+/**
+ * The merge patch turning `have` into `want`: selectors no longer there are removed (null), and
+ * an empty state removes the field. Undefined when nothing changes.
+ */
+function fqdnPatch(want: FqdnStatus | undefined, have: unknown): Record<string, unknown> | null | undefined {
+  const h = typeof have === 'object' && have !== null && !Array.isArray(have) ? (have as Record<string, unknown>) : {};
+  const w = want ?? {};
+  if (Object.keys(w).length === 0) return Object.keys(h).length === 0 ? undefined : null;
+  const patch: Record<string, unknown> = {};
+  for (const k of Object.keys(h)) if (!(k in w)) patch[k] = null;
+  for (const [k, v] of Object.entries(w)) if (JSON.stringify(v) !== JSON.stringify(h[k])) patch[k] = v;
+  return Object.keys(patch).length === 0 ? undefined : patch;
+}
+
+export interface StatusChange {
+  readonly namespace: string;
+  readonly name: string;
+  /** The merge patch of `status`. */
+  readonly status: Record<string, unknown>;
+}
+
 /** Status patches for policies whose current status differs from the wanted one. */
 export function statusChanges(
   reports: readonly ObjectReport[],
-  current: (namespace: string, name: string) => { state?: unknown; message?: unknown } | undefined,
-): { namespace: string; name: string; status: PolicyStatus }[] {
-  const out: { namespace: string; name: string; status: PolicyStatus }[] = [];
+  current: (namespace: string, name: string) => { state?: unknown; message?: unknown; fqdn_state?: unknown } | undefined,
+  fqdn: (r: ObjectReport) => FqdnStatus | undefined = () => undefined,
+): StatusChange[] {
+  const out: StatusChange[] = [];
   const seen = new Set<string>();
   for (const r of reports) {
     if (r.kind !== 'ClusterwideNetworkPolicy') continue;
@@ -48,8 +75,9 @@ export function statusChanges(
     seen.add(key);
     const want = policyStatus(r);
     const have = current(r.ref.namespace, r.ref.name);
-    if (have && have.state === want.state && (have.message ?? '') === want.message) continue;
-    out.push({ namespace: r.ref.namespace, name: r.ref.name, status: want });
+    const fq = fqdnPatch(r.outcome === 'deployed' ? fqdn(r) : undefined, have?.fqdn_state);
+    if (have && have.state === want.state && (have.message ?? '') === want.message && fq === undefined) continue;
+    out.push({ namespace: r.ref.namespace, name: r.ref.name, status: { ...want, ...(fq !== undefined ? { fqdn_state: fq } : {}) } });
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { TableStats, deviceStats, rulesByAction } from '../nft/stats';
 import { TIMER_MAX_MS } from '../sync/runner';
 import { VERSION } from '../version';
 import { Logger } from './log';
-import { EventSpec, PolicyStatus, statusChanges, warningEvents } from './status';
+import { EventSpec, FqdnStatus, StatusChange, statusChanges, warningEvents } from './status';
 
 /** The FirewallMonitor lives in the shoot namespace whose policies take effect. */
 const FIREWALL_NS = POLICY_NAMESPACE;
@@ -38,7 +38,7 @@ export interface WriteBackOptions {
 export class WriteBack {
   private readonly written = new Map<string, { json: string; at: number }>();
   private readonly emitted = new Map<string, string>();
-  private readonly queue = new Map<string, { namespace: string; name: string; status: PolicyStatus }>();
+  private readonly queue = new Map<string, StatusChange>();
   private worker: Promise<void> | undefined;
   private events: Promise<void> = Promise.resolve();
   private monitorTimer: NodeJS.Timeout | undefined;
@@ -48,11 +48,11 @@ export class WriteBack {
   constructor(private readonly opts: WriteBackOptions) {}
 
   /** After a ruleset is enforced: write changed statuses and new events, in the background. */
-  report(reports: readonly ObjectReport[]): void {
+  report(reports: readonly ObjectReport[], fqdn?: (r: ObjectReport) => FqdnStatus | undefined, opts: { events: boolean } = { events: true }): void {
     if (this.stopped || !this.opts.source.shootApi) return;
     const policies = this.opts.source.policyObjects();
     const byRef = new Map(policies.map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
-    const changes = statusChanges(reports, (ns, name) => byRef.get(`${ns}/${name}`)?.status as { state?: unknown; message?: unknown } | undefined);
+    const changes = statusChanges(reports, (ns, name) => byRef.get(`${ns}/${name}`)?.status as { state?: unknown; message?: unknown } | undefined, fqdn);
     for (const key of this.written.keys()) if (!byRef.has(key)) this.written.delete(key);
     for (const c of changes) {
       const key = `${c.namespace}/${c.name}`;
@@ -62,6 +62,7 @@ export class WriteBack {
       this.queue.set(key, c);
     }
     if (!this.worker && this.queue.size > 0) this.worker = this.drain().finally(() => (this.worker = undefined));
+    if (!opts.events) return;
     const events = warningEvents(reports);
     this.events = this.events.then(() => this.emit(events));
   }

@@ -10,7 +10,8 @@ import { FILES, PersistedKind, StateStore } from '../daemon/store';
 import { errorMessage } from '../report/errors';
 import { Applier } from '../nft/applier';
 import { hex } from '../nft/fingerprint';
-import { NftTable, TableRef } from '../nft/ruleset';
+import { NftElement, NftTable, TableRef, isDynamicSet } from '../nft/ruleset';
+import { DynamicWrite, dynamicTransaction } from '../nft/transaction';
 import { Nft } from '../nft/runner';
 import { renderTransaction } from '../nft/render';
 import { Logger } from '../report/log';
@@ -39,7 +40,7 @@ export interface SyncObserver {
   applied?(info: AppliedInfo): void;
   /** A connected ruleset is enforced (applied now, or unchanged). */
   enforced?(desired: Extract<Desired, { kind: 'connected' }>): void;
-  failed?(what: 'startup' | 'apply' | 'cleanup' | 'verify', err: unknown): void;
+  failed?(what: 'startup' | 'apply' | 'cleanup' | 'verify' | 'dynamic', err: unknown): void;
   drifted?(): void;
 }
 
@@ -54,6 +55,8 @@ export interface SyncLoopOptions {
   readonly observer?: SyncObserver;
   readonly runner?: Partial<RunnerOptions>;
   readonly table?: TableRef;
+  /** The live elements of a dynamic (FQDN) set: a full apply re-adds them. */
+  readonly dynamicElements?: (set: string) => readonly NftElement[];
 }
 
 /** Defaults: a change after a quiet period runs at once; a stream of changes every 100 ms. */
@@ -71,6 +74,10 @@ export class SyncLoop {
   private changedAt: number | undefined;
   private persistWanted: { kind: PersistedKind; table?: NftTable; text?: string; fingerprint: string } | undefined;
   private persisting: Promise<void> | undefined;
+  /** Runs and dynamic writes take turns on the kernel: each waits for the one before. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private dynamicQueue: { writes: readonly DynamicWrite[]; commit: (live: ReadonlySet<string>) => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private dynamicDraining = false;
   floor: Floor = 'none';
   /** A connected ruleset has been enforced at least once. */
   connected = false;
@@ -84,6 +91,7 @@ export class SyncLoop {
     const store = opts.store;
     this.applier = new Applier(opts.nft, opts.table ?? { family: 'inet', name: TABLE_NAME }, {
       clock: this.clock,
+      dynamicElements: opts.dynamicElements,
       // Write-ahead: a crash between the kernel's commit and the next write still finds it ours.
       beforeSend: store
         ? async (fp) => {
@@ -95,7 +103,7 @@ export class SyncLoop {
           }
         : undefined,
     });
-    this.runner = new SyncRunner((why) => this.sync(why), { ...RUNNER_DEFAULTS, clock: this.clock, ...opts.runner });
+    this.runner = new SyncRunner((why) => this.exclusive(() => this.sync(why)), { ...RUNNER_DEFAULTS, clock: this.clock, ...opts.runner });
   }
 
   start(): void {
@@ -124,6 +132,56 @@ export class SyncLoop {
 
   get runningSince(): number | undefined {
     return this.runner.runningSince;
+  }
+
+  /** Runs `fn` when the kernel is ours alone (no run, no other write in flight). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Writes elements of dynamic sets (the DNS proxy's answers), between runs: concurrent requests go
+   * to the kernel together in one transaction. Writes to sets the applied table does not have are
+   * dropped (their policy is gone). `commit` runs right after the kernel took the writes, before
+   * any run can start, with the dynamic sets that exist: a full apply that follows re-adds what
+   * was committed. Rejects when the kernel refused (nothing committed).
+   */
+  writeDynamic(writes: readonly DynamicWrite[], commit: (live: ReadonlySet<string>) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.dynamicQueue.push({ writes, commit, resolve, reject });
+      if (!this.dynamicDraining) void this.drainDynamic();
+    });
+  }
+
+  private async drainDynamic(): Promise<void> {
+    this.dynamicDraining = true;
+    try {
+      while (this.dynamicQueue.length > 0) {
+        // Taken when the kernel is ours: whatever queued up behind a run goes in one transaction.
+        let batch: typeof this.dynamicQueue = [];
+        try {
+          await this.exclusive(async () => {
+            batch = this.dynamicQueue.splice(0);
+            const table = this.applier.current;
+            const live = new Set((table?.sets ?? []).filter(isDynamicSet).map((s) => s.name));
+            const writes = batch.flatMap((b) => b.writes).filter((w) => live.has(w.set));
+            if (writes.length > 0 && !this.opts.dryRun) await this.opts.nft.apply(dynamicTransaction(table!, writes));
+            for (const b of batch) b.commit(live);
+          });
+          for (const b of batch) b.resolve();
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+          // The kernel may not hold what we think (a set deleted by hand): a full apply repairs it.
+          this.applier.requireFull();
+          this.runner.request();
+          this.opts.observer?.failed?.('dynamic', err);
+        }
+      }
+    } finally {
+      this.dynamicDraining = false;
+    }
   }
 
   private async sync(why: RunReasons): Promise<void> {

@@ -72,14 +72,13 @@ describe('semantics', () => {
     expect(r.ok && r.policy.warnings.map(formatProblem)).toEqual(['egress[0].to[0].cidr "203.0.113.7/24" has host bits set; using 203.0.113.0/24']);
   });
 
-  test('toFQDNs rules are parsed and marked as not enforced, and never become "any destination"', () => {
-    for (const toFQDNs of [[{ matchName: 'Example.COM' }], []]) {
-      const r = parsePolicy(cwnp('p', { egress: [{ toFQDNs, ports: [{ port: 443 }] }] }));
-      expect(r.ok).toBe(true);
-      if (!r.ok) continue;
-      expect(r.policy.egress[0]!.toFqdns).toBe(true);
-      expect(r.policy.unenforced.map(formatProblem).join()).toContain('egress[0].toFQDNs is not enforced yet');
-    }
+  test('toFQDNs rules are parsed (lower case, trailing dot) and never become "any destination"; an empty one is noted', () => {
+    const r = parsePolicy(cwnp('p', { egress: [{ toFQDNs: [{ matchName: 'Example.COM' }, { matchPattern: '*.Example.com.' }], ports: [{ port: 443 }] }] }));
+    expect(r.ok && r.policy.egress[0]).toMatchObject({ toFqdns: true, peers: { kind: 'any' }, fqdns: [{ kind: 'matchName', value: 'example.com.' }, { kind: 'matchPattern', value: '*.example.com.' }] });
+    expect(r.ok && r.policy.unenforced).toEqual([]);
+    const empty = parsePolicy(cwnp('p', { egress: [{ toFQDNs: [], ports: [{ port: 443 }] }] }));
+    expect(empty.ok && empty.policy.egress[0]!.toFqdns).toBe(true);
+    expect(empty.ok && empty.policy.unenforced.map(formatProblem)).toEqual(['egress[0].toFQDNs is empty; this rule opens nothing']);
   });
 
   test('fqdn names are lower-cased with a trailing dot; patterns keep their stars', () => {

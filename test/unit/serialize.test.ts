@@ -43,6 +43,7 @@ test('examples/baseline: the base chains as before, in canonical form', async ()
     `oifname ${priv} ip6 saddr vmap @ingress_any_v6`,
     `oifname ${priv} ip6 saddr vmap @ingress_ports_v6`,
     `oifname ${priv} ip6 daddr vmap @services_v6`,
+    `iifname ${priv} jump fqdn_egress`, // the example has a toFQDNs policy
     'counter name "drop_total" comment "count dropped packets"',
     'limit rate 10/second log prefix "nftables-firewall-dropped: "',
   ]);
