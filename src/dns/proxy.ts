@@ -134,23 +134,16 @@ function framed(msg: Buffer): Buffer {
 }
 
 export class DnsProxy {
-  private readonly timeoutMs: number;
-  private readonly maxTcp: number;
-  private readonly idleMs: number;
-  private readonly maxInFlight: number;
   private readonly udp: dgram.Socket[] = [];
   private readonly tcp: net.Server[] = [];
   private readonly conns = new Set<net.Socket>();
   /** Cancels of the upstream exchanges under way, so stop() can end them. */
   private readonly inFlight = new Set<() => void>();
   private state: 'new' | 'running' | 'stopped' = 'new';
+  /** Our own bound addresses: an upstream among them would forward queries in a circle. */
+  private readonly self = new Set<string>();
 
-  constructor(private readonly opts: ProxyOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 3000;
-    this.maxTcp = opts.maxTcpConnections ?? 256;
-    this.idleMs = opts.tcpIdleMs ?? 10000;
-    this.maxInFlight = opts.maxInFlight ?? 1024;
-  }
+  constructor(private readonly opts: ProxyOptions) {}
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('DNS proxy: start() called twice');
@@ -161,6 +154,7 @@ export class DnsProxy {
         await this.listenUdp(host, port).catch((e: unknown) => { throw listenError('udp', host, port, e); });
         await this.listenTcp(host, port).catch((e: unknown) => { throw listenError('tcp', host, port, e); });
       }
+      for (const a of this.addresses()) this.self.add(`${a.host} ${a.port}`);
     } catch (e) {
       await this.stop();
       throw e;
@@ -181,17 +175,16 @@ export class DnsProxy {
   }
 
   addresses(): { host: string; port: number; transport: Transport }[] {
-    const out: { host: string; port: number; transport: Transport }[] = [];
-    for (const s of this.udp) out.push({ host: s.address().address, port: s.address().port, transport: 'udp' });
-    for (const s of this.tcp) {
-      const a = s.address();
-      if (a && typeof a === 'object') out.push({ host: a.address, port: a.port, transport: 'tcp' });
-    }
-    return out;
+    const tcp = this.tcp.map((s) => s.address()).filter((a): a is net.AddressInfo => typeof a === 'object' && a !== null);
+    return [
+      ...this.udp.map((s) => ({ host: s.address().address, port: s.address().port, transport: 'udp' as const })),
+      ...tcp.map((a) => ({ host: a.address, port: a.port, transport: 'tcp' as const })),
+    ];
   }
 
   private listenUdp(host: string, port: number): Promise<void> {
-    const sock = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: true });
+    // A large receive buffer absorbs bursts (the kernel caps it at net.core.rmem_max).
+    const sock = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 1 << 22, ...(net.isIPv6(host) ? { ipv6Only: true } : {}) });
     return new Promise((resolve, reject) => {
       sock.once('error', reject);
       sock.bind({ address: host, port, exclusive: true }, () => {
@@ -222,16 +215,17 @@ export class DnsProxy {
 
   private serveTcp(conn: net.Socket): void {
     conn.on('error', () => conn.destroy());
-    if (this.state !== 'running' || this.conns.size >= this.maxTcp) return void conn.destroy();
+    if (this.state !== 'running' || this.conns.size >= (this.opts.maxTcpConnections ?? 256)) return void conn.destroy();
     this.conns.add(conn);
     conn.on('close', () => this.conns.delete(conn));
     conn.setNoDelay(true);
-    conn.setTimeout(this.idleMs);
+    conn.setTimeout(this.opts.tcpIdleMs ?? 10000);
     const frames = new Frames(12, MAX_QUERY);
     let pending = 0;
     let ended = false;
     const pump = (): void => {
-      while (pending < MAX_TCP_PENDING && !conn.destroyed) {
+      if (conn.destroyed) return;
+      while (pending < MAX_TCP_PENDING) {
         const msg = frames.next();
         if (msg === undefined) break;
         if (msg === 'invalid') return void conn.destroy(); // the stream cannot be trusted to be in step any more
@@ -240,26 +234,16 @@ export class DnsProxy {
           if (conn.destroyed) return;
           conn.write(framed(answer));
           if (conn.writableLength > MAX_TCP_BACKLOG) conn.destroy();
-        }).finally(() => {
-          pending--;
-          pump();
-        });
+        }).finally(() => { pending--; pump(); });
       }
       if (pending >= MAX_TCP_PENDING) conn.pause();
-      else if (ended && pending === 0) conn.end();
+      else if (ended && pending === 0) { if (!conn.writableEnded) conn.end(); }
       else conn.resume();
     };
-    conn.on('data', (chunk: Buffer) => {
-      frames.push(chunk);
-      pump();
-    });
-    conn.on('end', () => {
-      ended = true; // the client sent all it will; answer what is pending, then close
-      pump();
-    });
-    conn.on('timeout', () => {
-      if (pending === 0) conn.destroy();
-    });
+    conn.on('data', (chunk: Buffer) => { frames.push(chunk); pump(); });
+    // The client sent all it will: answer what is pending, then close.
+    conn.on('end', () => { ended = true; pump(); });
+    conn.on('timeout', () => { if (pending === 0) conn.destroy(); });
   }
 
   /** One client message, start to end; never throws. */
@@ -285,7 +269,7 @@ export class DnsProxy {
       const query: Query = { msg, packet, question };
 
       const up = this.upstreamOrUndefined();
-      const res = up && this.inFlight.size < this.maxInFlight ? await this.exchange(query, transport, up) : undefined;
+      const res = up && this.inFlight.size < (this.opts.maxInFlight ?? 1024) ? await this.exchange(query, transport, up) : undefined;
       if (this.state !== 'running') return report('dropped');
       if (!res) return send(errorResponse(packet, RCODE.SERVFAIL), 'servfail', 'SERVFAIL');
 
@@ -314,7 +298,8 @@ export class DnsProxy {
   private upstreamOrUndefined(): Upstream | undefined {
     try {
       const up = this.opts.upstream();
-      return up && net.isIP(up.host) && Number.isInteger(up.port) && up.port > 0 && up.port < 65536 ? up : undefined;
+      const usable = up && net.isIP(up.host) && Number.isInteger(up.port) && up.port > 0 && up.port < 65536;
+      return usable && !this.self.has(`${up.host} ${up.port}`) ? up : undefined;
     } catch {
       return undefined;
     }
@@ -337,7 +322,7 @@ export class DnsProxy {
         resolve(r);
       };
       const cancel = (): void => finish(undefined);
-      const timer = setTimeout(cancel, this.timeoutMs);
+      const timer = setTimeout(cancel, this.opts.timeoutMs ?? 3000);
       this.inFlight.add(cancel);
       const accept = (m: Buffer): void => {
         const p = decodeWhole(m);
@@ -392,5 +377,6 @@ export class DnsProxy {
 
 function listenError(transport: Transport, host: string, port: number, e: unknown): Error {
   const where = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Error(`DNS proxy: cannot listen on ${transport} ${where}: ${e instanceof Error ? e.message : String(e)}`);
+  const m = (e as { message?: unknown } | undefined)?.message; // Node's errors may come from another realm (jest)
+  return new Error(`DNS proxy: cannot listen on ${transport} ${where}: ${typeof m === 'string' ? m : String(e)}`);
 }

@@ -29,6 +29,8 @@ export interface DnsmasqOptions {
   readonly domains?: readonly string[];
   /** TTL of TXT records (dnsmasq's --local-ttl), default 0. */
   readonly txtTtl?: number;
+  /** More dnsmasq options, e.g. '--edns-packet-max=4096'. */
+  readonly extraArgs?: readonly string[];
   /** How long to wait for dnsmasq to answer, default 20 s. */
   readonly readyMs?: number;
 }
@@ -104,7 +106,7 @@ s.send(Buffer.from(${JSON.stringify(dnsPacket.encode({ id: 1, type: 'query', que
 }
 
 export class Dnsmasq {
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
 
   private constructor(private readonly child: ChildProcess, readonly host: string, readonly port: number, private readonly log: () => string) {
     this.exited = new Promise((resolve) => {
@@ -130,7 +132,7 @@ export class Dnsmasq {
     const args = [
       '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--bind-interfaces',
       `--listen-address=${host}`, `--port=${port}`, '--user=root', '--pid-file=', '--log-facility=-',
-      `--local-ttl=${ttl(opts.txtTtl ?? 0)}`, ...zoneArgs(opts.zone, opts.domains),
+      `--local-ttl=${ttl(opts.txtTtl ?? 0)}`, ...zoneArgs(opts.zone, opts.domains), ...(opts.extraArgs ?? []),
     ];
     const cmd = [...(opts.prefix ?? []), BINARY, ...args];
     const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -143,9 +145,10 @@ export class Dnsmasq {
     const m = new Dnsmasq(child, host, port, () => stderr);
     const deadline = Date.now() + (opts.readyMs ?? 20000);
     while (Date.now() < deadline) {
-      if (child.exitCode !== null || spawnError) {
+      if (spawnError) return { error: `cannot run ${cmd[0]}: ${spawnError}`, portTaken: false }; // no 'exit' may follow
+      if (child.exitCode !== null || child.signalCode !== null) {
         await m.exited;
-        const error = spawnError || stderr.trim().split('\n').pop() || `exited with ${child.exitCode}`;
+        const error = stderr.trim().split('\n').pop() || `exited with ${child.exitCode ?? child.signalCode}`;
         return { error, portTaken: /in use/i.test(stderr) };
       }
       const ok = opts.prefix?.length ? await probeUnder(opts.prefix, host, port, 300) : await probeHere(host, port, 300);

@@ -52,12 +52,12 @@ export class AgentProcess {
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
   }
 
-  waitForLog(what: string | RegExp, timeoutMs = 30_000, after = 0): Promise<LogLine> {
+  waitForLog(what: string | RegExp | ((line: LogLine) => boolean), timeoutMs = 30_000, after = 0): Promise<LogLine> {
     return eventually(
       `agent log ${String(what)}`,
       async () => {
         if (this.exited) throw new Error(`agent exited: ${this.stderr}\n${this.dump()}`);
-        return this.logs.slice(after).find((l) => (typeof what === 'string' ? l.msg === what : what.test(l.msg)));
+        return this.logs.slice(after).find((l) => (typeof what === 'string' ? l.msg === what : typeof what === 'function' ? what(l) : what.test(l.msg)));
       },
       timeoutMs,
       50,
