@@ -11,3 +11,5 @@ npx tsc -p tsconfig.bench.json
 echo "# $(uname -r), $(nft --version), node $(node --version), $(nproc) cores"
 node build/bench/scripts/bench/offline.js
 node build/bench/scripts/bench/agent.js
+node build/bench/scripts/bench/dns.js
+node build/bench/scripts/bench/fqdn.js

@@ -77,7 +77,7 @@ export function zoneArgs(zone: Zone, domains?: readonly string[]): string[] {
   return args;
 }
 
-/** Sends one query from this process; true on any response. */
+/** Sends one query from this process; true on a DNS response to it. */
 function probeHere(host: string, port: number, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
@@ -88,7 +88,8 @@ function probeHere(host: string, port: number, ms: number): Promise<boolean> {
     };
     const timer = setTimeout(() => done(false), ms);
     sock.on('error', () => done(false));
-    sock.on('message', () => done(true));
+    // a DNS response to our query (QR set, our ID), not an echo from something else on the port
+    sock.on('message', (m: Buffer) => done(m.length >= 12 && m.readUInt16BE(0) === 1 && (m[2]! & 0x80) !== 0));
     sock.send(dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'probe.invalid', type: 'A' }] }), port, host);
   });
 }
@@ -96,7 +97,7 @@ function probeHere(host: string, port: number, ms: number): Promise<boolean> {
 /** The same from a child process under the prefix (the resolver may live in another namespace). */
 function probeUnder(prefix: readonly string[], host: string, port: number, ms: number): Promise<boolean> {
   const script = `const d=require('node:dgram');const s=d.createSocket(${JSON.stringify(net.isIPv6(host) ? 'udp6' : 'udp4')});
-s.on('message',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),${ms});
+s.on('message',(m)=>process.exit(m.length>=12&&m.readUInt16BE(0)===1&&(m[2]&0x80)?0:1));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),${ms});
 s.send(Buffer.from(${JSON.stringify(dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'probe.invalid', type: 'A' }] }).toString('hex'))},'hex'),${port},${JSON.stringify(host)});`;
   return new Promise((resolve) => {
     const child = spawn(prefix[0]!, [...prefix.slice(1), process.execPath, '-e', script], { stdio: 'ignore' });

@@ -21,6 +21,8 @@ import { AgentProcess } from '../kube/agent-process';
 import { ControlPlane } from '../kube/controlplane';
 import { eventually } from '../kube/rest';
 import { applyAll, boundToken, ensureNamespace, installLandscape, kubeconfig } from '../kube/setup';
+import { NetnsRelay } from '../kube/relay';
+import { Dnsmasq } from '../dns/dnsmasq';
 
 jest.setTimeout(240_000);
 
@@ -387,4 +389,61 @@ test('shoot access can come from the Firewall status, through the seed secrets',
   await shoot.admin.delete('/api/v1/namespaces/firewall/secrets/agent-token-3');
   await shoot.admin.delete(`${CWNPS}/via-shoot-access`);
   await until('deletion followed with the rotated token', async () => !(await allowed(8005)), 30_000);
+});
+
+test('FQDN policies: the agent inside the firewall namespace answers DNS, opens the address, and writes fqdn_state', async () => {
+  await agent.stop();
+  // as on a real firewall: the agent runs where the node network's address is, to serve DNS there
+  const relay = await NetnsRelay.start(lab.ns.fw, [new URL(seed.server).port, new URL(shoot.server).port].map(Number));
+  const dnsmasq = await Dnsmasq.start({
+    zone: { a: [['fqdn.e2e.test', '203.0.113.30', 300]] },
+    host: '198.51.100.53',
+    port: 5353,
+    prefix: ['ip', 'netns', 'exec', lab.ns.services],
+  });
+  try {
+    await seed.admin.patch(`${FIREWALLS}/${FW_NAME}`, { spec: { dnsServerAddress: '198.51.100.53', dnsPort: 5353 } });
+    agent = new AgentProcess(
+      [
+        ...['--shoot-kubeconfig', path.join(dir, 'shoot.kubeconfig'), '--seed-kubeconfig', path.join(dir, 'seed.kubeconfig')],
+        ...['--firewall-name', FW_NAME, '--state-dir', path.join(dir, 'state'), '--metrics-address', ''],
+      ],
+      [],
+      ['ip', 'netns', 'exec', lab.ns.fw],
+    );
+    await agent.waitForLog(/^connected|kernel holds the ruleset/, 30_000);
+    expect(await allowed(8011, '203.0.113.30')).toBe(false);
+    await shoot.admin.post(CWNPS, cwnp('allow-fqdn', { egress: [{ toFQDNs: [{ matchName: 'FQDN.e2e.test' }], ports: [{ protocol: 'TCP', port: 8011 }] }] }));
+    await agent.waitForLog('DNS proxy listening', 30_000);
+    const answer = await eventually(
+      'an intercepted answer that opens the address',
+      async () => {
+        const [r] = await lab.resolve('worker', '198.51.100.53', [{ name: 'fqdn.e2e.test', connect: { port: 8011 } }]);
+        return r!.connected ? r : undefined;
+      },
+      30_000,
+      200,
+    );
+    expect(answer.addresses).toEqual(['203.0.113.30']);
+    // written at once with the selector (nothing resolved yet), then within seconds of the answer
+    const status = await eventually(
+      'fqdn_state in the policy status',
+      async () => {
+        const entries = ((await policyStatus('allow-fqdn'))?.fqdn_state as Json | undefined)?.['fqdn.e2e.test'] as Json[] | undefined;
+        return entries && entries.length > 0 ? entries : undefined;
+      },
+      20_000,
+      200,
+    );
+    expect(status).toEqual([
+      expect.objectContaining({ fqdn: 'fqdn.e2e.test.', version: 'ip', ips: ['203.0.113.30'], setName: expect.stringMatching(/^fqdn4-[0-9a-f]{8}-allow-fqdn$/) }),
+    ]);
+    expect((await policyStatus('allow-fqdn'))?.state).toBe('deployed');
+    await shoot.admin.delete(`${CWNPS}/allow-fqdn`);
+    await until('closed again with the policy gone', async () => !(await allowed(8011, '203.0.113.30')));
+  } finally {
+    await agent.stop();
+    await dnsmasq.stop();
+    await relay.stop();
+  }
 });

@@ -11,6 +11,9 @@ import { compileObjects, cwnp, exampleFirewall, lbService } from '../helpers';
 import { Lab } from './lab';
 import { renderTransaction } from '../../src/nft/render';
 import { disconnectedTable } from '../../src/compile/compile';
+import { IpAddress, parseAddress } from '../../src/model/address';
+import { transactionText } from '../../src/nft/serialize';
+import { dynamicTransaction } from '../../src/nft/transaction';
 
 let lab: Lab;
 
@@ -54,6 +57,22 @@ const landscapes: [string, () => NftTable][] = [
         lbService('web', { loadBalancerIP: '192.0.2.200', ports: [{ port: 443 }], loadBalancerSourceRanges: ['203.0.113.0/28'] }),
       ]).compiled.table,
   ],
+  [
+    'FQDN rules (dynamic sets, fqdn_egress, DNS interception for both families)',
+    () =>
+      compileObjects(
+        [
+          exampleFirewall(),
+          cwnp('fqdn', {
+            egress: [
+              { toFQDNs: [{ matchPattern: '*.example.com' }], ports: [{ port: 443 }, { protocol: 'UDP', port: 8000, endPort: 8010 }] },
+              { toFQDNs: [{ matchName: 'any.example' }] },
+            ],
+          }),
+        ],
+        { dnsProxy: { addresses: exampleFirewallIps(), port: 53 } },
+      ).compiled.table,
+  ],
   ['500 generated policies in many small shards', () => compileObjects([exampleFirewall(), ...generatePolicies(500)], { shardMax: 64 }).compiled.table],
 ];
 
@@ -61,7 +80,21 @@ test.each(landscapes)('%s: the kernel listing has the fingerprint of the IR', as
   const t = table();
   await load(t);
   expect(await kernelDigest()).toBe(hex(tableDigest(t)));
+  const dynamic = t.sets.filter((x) => x.flags.includes('timeout'));
+  if (dynamic.length === 0) return;
+  // elements with timeouts come and go at run time: not part of the fingerprint
+  await lab.apply(transactionText(dynamicTransaction(t, dynamic.map((d) => ({ set: d.name, refresh: [{ address: d.type === 'ipv4_addr' ? '203.0.113.9' : '2001:db8::9', timeoutS: 60 }], remove: [] })))));
+  expect((await lab.nft.listTable('inet', 'firewall', { stateless: true }))!).toContain('203.0.113.9 timeout 1m');
+  expect(await kernelDigest()).toBe(hex(tableDigest(t)));
 });
+
+function exampleFirewallIps(): IpAddress[] {
+  return ['192.0.2.1', '2001:db8:1::1'].map((a) => {
+    const r = parseAddress(a);
+    if (!r.ok) throw new Error(r.error);
+    return r.value;
+  });
+}
 
 test('any change by someone else changes the fingerprint', async () => {
   const t = landscapes[2]![1]();

@@ -35,6 +35,22 @@ export interface Target {
   loop?: { count: number };
 }
 
+/** One name to resolve (see resolve.js), then optionally a TCP connection to its first address. */
+export interface ResolveTry {
+  name: string;
+  type?: 'A' | 'AAAA';
+  tcp?: boolean;
+  connect?: { port: number; timeoutMs?: number };
+}
+
+export interface Resolved {
+  rcode: string | null;
+  addresses: string[];
+  connected: boolean | null;
+  dnsMs: number;
+  error?: string;
+}
+
 /** See Lab.synCounter. */
 export interface SynCounter {
   /** The SYNs counted so far (since the counter was installed). */
@@ -178,6 +194,16 @@ export class Lab {
     const r = await this.run(from, [process.execPath, path.join(LAB_SCRIPTS, 'probe.js'), JSON.stringify(targets)]);
     if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as ProbeResult[];
+  }
+
+  /**
+   * Resolves names from `from` (resolve.js) and connects to the first address of each answer at
+   * once: the client's view of FQDN policies.
+   */
+  async resolve(from: Host, server: string, tries: ResolveTry[]): Promise<Resolved[]> {
+    const r = await this.run(from, [process.execPath, path.join(LAB_SCRIPTS, 'resolve.js'), JSON.stringify({ server, tries })]);
+    if (r.code !== 0) throw new Error(`resolve.js failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as Resolved[];
   }
 
   /** Convenience: true/false per target. */
