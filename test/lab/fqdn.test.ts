@@ -160,6 +160,11 @@ describe.each([['restricted', 'baseline'] as const, ['forbidden', 'forbidden'] a
     expect(deep).toMatchObject({ rcode: 'NOERROR', addresses: ['203.0.113.30'], connected: false });
     expect(other).toMatchObject({ rcode: 'NOERROR', connected: false });
     expect(await open('203.0.113.20', 8000)).toBe(false); // resolved, but under another policy's port
+    // the firewall's own DNS is not intercepted: it goes to the lab's echo peer on port 53, which
+    // is no resolver (no answer); the proxy would have answered github.com at once
+    const [own] = await resolve([{ name: 'github.com' }], '198.51.100.53', 'fw');
+    expect(own!.addresses).toEqual([]);
+    expect(own!.rcode).not.toBe('SERVFAIL');
   });
 
   test('CNAME chains: the alias or any name in the chain selects', async () => {

@@ -4,6 +4,8 @@
  * it, timeouts, caps, forbidden mode, persistence).
  */
 import { FqdnTarget } from '../../src/compile/fqdn';
+import { ConfigError, loadConfig, parseConfig, parseUpstream } from '../../src/daemon/config';
+import { resolvConfUpstream } from '../../src/daemon/dns';
 import { FqdnState } from '../../src/dns/fqdn-state';
 import { canonicalName, selectorMatcher } from '../../src/dns/selector';
 import { parseAddress } from '../../src/model/address';
@@ -196,5 +198,25 @@ describe('FqdnState', () => {
     await clock.advance(200_000);
     expect(again.elements(t[0]!.sets[4])).toEqual([]); // 125 s had passed
     expect(again.elements(t[0]!.sets[6])).toEqual([{ key: ['2001:db8:203::10'], timeout: 1050 }]);
+  });
+});
+
+describe('upstream and settings', () => {
+  test('the first nameserver of resolv.conf, port 53', () => {
+    expect(resolvConfUpstream('# comment\nsearch example\nnameserver 198.51.100.53\nnameserver 192.0.2.2\n')).toEqual({ host: '198.51.100.53', port: 53 });
+    expect(resolvConfUpstream('nameserver fe80::1%eth0\n')).toEqual({ host: 'fe80::1', port: 53 });
+    expect(resolvConfUpstream('search example\n')).toBeUndefined();
+  });
+
+  test('--dns-upstream is an address (with an optional port), never a name; TTL bounds are checked', () => {
+    expect(parseUpstream('198.51.100.53')).toEqual({ host: '198.51.100.53', port: 53 });
+    expect(parseUpstream('198.51.100.53:5353')).toEqual({ host: '198.51.100.53', port: 5353 });
+    expect(parseUpstream('[2001:db8::53]:5353')).toEqual({ host: '2001:db8::53', port: 5353 });
+    expect(parseUpstream('dns.example:53')).toBeUndefined();
+    expect(loadConfig(undefined, {})).toMatchObject({ dnsPort: 53, fqdnMinTtl: 60, fqdnMaxTtl: 86_400, fqdnMaxAddresses: 4096 });
+    expect(() => loadConfig(undefined, { dnsUpstream: 'resolver.example' })).toThrow(ConfigError);
+    expect(() => loadConfig(undefined, { fqdnMinTtl: 600, fqdnMaxTtl: 60 })).toThrow('fqdnMinTtl 600 is above fqdnMaxTtl 60');
+    expect(() => loadConfig(undefined, { dnsPort: Number('x') })).toThrow('--dns-port NaN: must be an integer from 1 to 65535');
+    expect(() => parseConfig({ fqdnMaxAddresses: 0 }, 'c.yaml')).toThrow('c.yaml: fqdnMaxAddresses must be an integer from 1 to 1000000');
   });
 });

@@ -29,6 +29,25 @@ describe('policy status', () => {
     expect(statusChanges(reports, (_ns, name) => current[name]).map((c) => c.name)).toEqual(['changed', 'new']);
   });
 
+  test('fqdn_state: written as a merge patch; selectors gone become null; an unchanged state writes nothing', () => {
+    const entry = { fqdn: 'a.example.com.', setName: 'fqdn4-x', version: 'ip', ips: ['203.0.113.9'], ipExpirationTimes: {} };
+    const want: Record<string, Record<string, unknown[]>> = { same: { '*.example.com': [entry] }, moved: { 'b.example': [] }, gone: {} };
+    const current: Record<string, { state: string; message: string; fqdn_state?: unknown }> = {
+      same: { state: 'deployed', message: '', fqdn_state: { '*.example.com': [entry] } },
+      moved: { state: 'deployed', message: '', fqdn_state: { 'a.example': [entry] } },
+      gone: { state: 'deployed', message: '', fqdn_state: { 'a.example': [] } },
+    };
+    const changes = statusChanges(
+      ['same', 'moved', 'gone'].map((n) => report(n, {})),
+      (_ns, name) => current[name],
+      (r) => want[r.ref.name],
+    );
+    expect(changes.map((c) => [c.name, c.status.fqdn_state])).toEqual([
+      ['moved', { 'a.example': null, 'b.example': [] }],
+      ['gone', null],
+    ]);
+  });
+
   test('events: ForbiddenCIDR for forbidden mode, Inapplicable otherwise, none for deployed', () => {
     const ev = warningEvents([
       report('ok', {}),
