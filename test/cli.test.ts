@@ -29,7 +29,10 @@ describe('render', () => {
     expect(r.stdout.startsWith('add table inet firewall\ndelete table inet firewall\ntable inet firewall {')).toBe(true);
     expect(r.stdout).not.toContain('flush ruleset');
     expect(r.stdout.match(/^table /gm)).toHaveLength(1);
-    expect(r.stderr).toContain('firewall/allow-to-example-com: not enforced: egress[0].toFQDNs is not enforced yet');
+    // the example's toFQDNs policy is enforced: its sets, and DNS interception to the proxy
+    expect(r.stderr).not.toContain('not enforced');
+    expect(r.stdout).toMatch(/ip daddr @fqdn4-[0-9a-f]{8}-allow-to-example-com tcp dport 443 jump /);
+    expect(r.stdout).toContain('dnat ip to 192.0.2.1:53');
   });
 
   test('one stderr line per rejected or ignored object, as <namespace>/<name>: <reason>', async () => {
@@ -92,7 +95,13 @@ describe('check', () => {
 
   test('exit 1 when a policy is rejected, ignored or not fully enforced', async () => {
     expect((await cli(['check', '-f', path.join(EXAMPLES, 'forbidden')])).code).toBe(1);
-    expect((await cli(['check', '-f', path.join(EXAMPLES, 'baseline')])).code).toBe(1);
+    expect((await cli(['check', '-f', path.join(EXAMPLES, 'baseline')])).code).toBe(0);
+    const dir = mkdtempSync(path.join(tmpdir(), 'fwa-cli-'));
+    const empty = { apiVersion: 'metal-stack.io/v1', kind: 'ClusterwideNetworkPolicy', metadata: { name: 'empty-fqdn', namespace: 'firewall' }, spec: { egress: [{ toFQDNs: [] }] } };
+    writeFileSync(path.join(dir, 'empty.json'), JSON.stringify(empty));
+    const r = await cli(['check', '-f', CLEAN, '-f', dir]);
+    expect(r.stderr).toContain('firewall/empty-fqdn: not enforced: egress[0].toFQDNs is empty; this rule opens nothing');
+    expect(r.code).toBe(1);
   });
 });
 
