@@ -97,7 +97,7 @@ export function policyItems(p: Policy): PolicyItems {
   return {
     egressChain: chainName('cwnp-e', key, p.ref.name),
     ingressChain: chainName('cwnp-i', key, p.ref.name),
-    // toFQDNs rules are not enforced yet (reported as such): they open nothing
+    // toFQDNs rules open the addresses DNS answers name, through dynamic sets (fqdn.ts), not maps
     egress: ruleDims(p.egress.filter((r: EgressRule) => !r.toFqdns)),
     ingress: ruleDims(p.ingress),
   };
