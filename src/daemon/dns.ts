@@ -249,12 +249,12 @@ export class DnsService {
 
 /** Plan writes grouped per set, as the loop's transaction takes them. */
 function groupWrites(plan: Plan): DynamicWrite[] {
-  const by = new Map<string, { refresh: { address: string; timeoutS: number }[]; remove: string[] }>();
+  const by = new Map<string, { add: { address: string; timeoutS: number }[]; refresh: { address: string; timeoutS: number }[]; remove: string[] }>();
   for (const w of plan.writes) {
     let g = by.get(w.set);
-    if (!g) by.set(w.set, (g = { refresh: [], remove: [] }));
+    if (!g) by.set(w.set, (g = { add: [], refresh: [], remove: [] }));
     if (w.timeoutS === undefined) g.remove.push(w.address);
-    else g.refresh.push({ address: w.address, timeoutS: w.timeoutS });
+    else (w.refresh ? g.refresh : g.add).push({ address: w.address, timeoutS: w.timeoutS });
   }
   return [...by].map(([set, g]) => ({ set, ...g }));
 }

@@ -42,6 +42,8 @@ export interface ElementWrite {
   readonly set: string;
   readonly address: string;
   readonly timeoutS?: number;
+  /** The element is in the set (by this record): its timeout is refreshed. */
+  readonly refresh?: boolean;
 }
 
 export interface Plan {
@@ -126,7 +128,7 @@ export class FqdnState {
         const expires = this.sets.get(set)?.get(address);
         // Still open for as long as the client may use this answer: no write.
         if (expires !== undefined && expires - now >= Math.min(ttl, this.limits.maxTtlS) * 1000) continue;
-        writes.push({ set, address, timeoutS });
+        writes.push({ set, address, timeoutS, ...(expires !== undefined && expires > now ? { refresh: true } : {}) });
         fresh.set(set, [...(fresh.get(set) ?? []), address]);
       }
       for (const [set, added] of fresh) evicted += this.evictions(set, added, now, writes);

@@ -118,3 +118,20 @@ test('a refused write rejects the waiters, commits nothing and asks for a full a
   expect(r.loop.applier.lastMode).toBe('full');
   await r.loop.stop();
 });
+
+test('a drift check (a listing of the whole table) does not hold up DNS answers', async () => {
+  const r = rig();
+  r.want.c = compiled(FQDN);
+  r.loop.setInterval(1000);
+  r.loop.start();
+  await r.clock.advance(0);
+  const held = r.nft.hold('list');
+  await r.clock.advance(1000); // the periodic run starts its verification and waits in the listing
+  await held.entered;
+  await answer(r, '203.0.113.10'); // written while the listing is still open
+  expect(setElements(r.nft, r.want.c.fqdn[0]!.sets[4])).toEqual(['203.0.113.10 375']);
+  held();
+  await r.clock.advance(0);
+  expect(await r.loop.applier.verify()).toBe('ok');
+  await r.loop.stop();
+});
