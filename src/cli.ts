@@ -215,6 +215,8 @@ export function program(): Command {
     .option('--restore-last-known-good', 'at start, load the last-known-good ruleset instead of dropping until connected')
     .option('--metrics-address <host:port>', `Prometheus /metrics, /healthz, /readyz, /status (default ${DEFAULT_METRICS_ADDRESS}; "" disables)`)
     .option('--dry-run', 'render and check, never change the kernel')
+    .option('--published-metrics-address <address>', 'where the shoot scrapes metrics: node-network:PORT, host:port or "" (default node-network:9630)')
+    .option('--vrf <name>', 'the VRF the agent is started in (ip vrf exec); checked at start')
     .option('--dns-port <port>', 'FQDN policies: the DNS proxy port on the node-network addresses (default 53)')
     .option('--dns-upstream <address>', "FQDN policies: resolver when the Firewall has no dnsServerAddress (default: /etc/resolv.conf's first nameserver)")
     .option('--fqdn-min-ttl <seconds>', 'FQDN policies: shortest time a resolved address stays open (default 60)')
@@ -235,6 +237,8 @@ export function program(): Command {
           metricsAddress: opts.metricsAddress as string | undefined,
           dryRun: opts.dryRun === true ? true : undefined,
           dnsPort: numberFlag(opts.dnsPort),
+          publishedMetricsAddress: opts.publishedMetricsAddress as string | undefined,
+          vrf: opts.vrf as string | undefined,
           dnsUpstream: opts.dnsUpstream as string | undefined,
           fqdnMinTtl: numberFlag(opts.fqdnMinTtl),
           fqdnMaxTtl: numberFlag(opts.fqdnMaxTtl),

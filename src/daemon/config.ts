@@ -38,7 +38,18 @@ export interface DaemonConfig {
   fqdnMaxAddresses: number;
   /** Names remembered for fqdn_state. */
   fqdnMaxNames: number;
+  /**
+   * Where the shoot's Prometheus scrapes: `node-network:PORT` (the firewall's node-network
+   * addresses, published as Service `firewall-agent` in the shoot's namespace `firewall`), an
+   * explicit host:port, or "" for none. Default `node-network:9630`, nftables-exporter's port,
+   * which the metal base rules already accept from the private networks: the agent replaces it.
+   */
+  publishedMetricsAddress: string;
+  /** The VRF the agent runs in (`ip vrf exec`), checked at start; the unit and install.sh use it. */
+  vrf?: string;
 }
+
+export const DEFAULT_PUBLISHED_METRICS_ADDRESS = 'node-network:9630';
 
 /** Integer settings with their bounds. */
 const NUMBER_KEYS: Record<string, [number, number]> = {
@@ -55,7 +66,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/firewall-agent';
 /** Loopback only by default; set 0.0.0.0:9638 (and open the port) to let Prometheus scrape remotely. */
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9638';
 
-const STRING_KEYS = ['seedKubeconfig', 'sourceDir', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir', 'dnsUpstream'] as const;
+const STRING_KEYS = ['seedKubeconfig', 'sourceDir', 'shootKubeconfig', 'firewallName', 'firewallNamespace', 'netns', 'stateDir', 'dnsUpstream', 'vrf'] as const;
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
 
 export class ConfigError extends Error {}
@@ -81,6 +92,11 @@ export function parseConfig(raw: Record<string, unknown>, origin: string): Parti
         throw new ConfigError(`${origin}: metricsAddress must be host:port (or empty to disable)`);
       }
       out.metricsAddress = v;
+    } else if (k === 'publishedMetricsAddress') {
+      if (typeof v !== 'string' || (v !== '' && parsePublished(v) === undefined)) {
+        throw new ConfigError(`${origin}: publishedMetricsAddress must be node-network:PORT, host:port or empty`);
+      }
+      out.publishedMetricsAddress = v;
     } else if (k === 'logLevel') {
       if (typeof v !== 'string' || !LEVELS.includes(v as Level)) throw new ConfigError(`${origin}: logLevel must be one of ${LEVELS.join(', ')}`);
       out.logLevel = v as Level;
@@ -116,6 +132,7 @@ export function loadConfig(file: string | undefined, flags: Partial<DaemonConfig
     fqdnMaxTtl: FQDN_DEFAULTS.maxTtlS,
     fqdnMaxAddresses: FQDN_DEFAULTS.maxPerSet,
     fqdnMaxNames: FQDN_DEFAULTS.maxNames,
+    publishedMetricsAddress: DEFAULT_PUBLISHED_METRICS_ADDRESS,
     ...fromFile,
     ...defined,
   };
@@ -124,6 +141,10 @@ export function loadConfig(file: string | undefined, flags: Partial<DaemonConfig
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`--${flagName(k)} ${String(v)}: must be an integer from ${lo} to ${hi}`);
   }
   if (config.fqdnMinTtl > config.fqdnMaxTtl) throw new ConfigError(`fqdnMinTtl ${config.fqdnMinTtl} is above fqdnMaxTtl ${config.fqdnMaxTtl}`);
+  if (config.publishedMetricsAddress !== '' && parsePublished(config.publishedMetricsAddress) === undefined) {
+    throw new ConfigError(`--published-metrics-address ${config.publishedMetricsAddress}: must be node-network:PORT, host:port or empty`);
+  }
+  if (config.vrf !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(config.vrf)) throw new ConfigError(`--vrf ${config.vrf}: not an interface name`);
   if (config.dnsUpstream !== undefined && parseUpstream(config.dnsUpstream) === undefined) {
     throw new ConfigError(`--dns-upstream ${config.dnsUpstream}: must be an IP address, optionally with :port ([v6]:port)`);
   }
@@ -151,4 +172,17 @@ export function parseUpstream(s: string): { host: string; port: number } | undef
   if (parseAddress(s).ok) return { host: s, port: 53 };
   const hp = parseHostPort(s);
   return hp && parseAddress(hp.host).ok ? hp : undefined;
+}
+
+/** Where metrics are published: the node network's addresses, or one address. */
+export type Published = { readonly kind: 'node-network'; readonly port: number } | { readonly kind: 'address'; readonly host: string; readonly port: number };
+
+export function parsePublished(s: string): Published | undefined {
+  const m = /^node-network:([0-9]{1,5})$/.exec(s);
+  if (m) {
+    const port = Number(m[1]);
+    return port >= 1 && port <= 65535 ? { kind: 'node-network', port } : undefined;
+  }
+  const hp = parseHostPort(s);
+  return hp && parseAddress(hp.host).ok ? { kind: 'address', ...hp } : undefined;
 }
