@@ -13,8 +13,9 @@ import { renderTransaction } from './nft/render';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 import { Agent } from './daemon/agent';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parseUpstream } from './daemon/config';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parsePublished, parseUpstream } from './daemon/config';
 import { resolvConfUpstream } from './daemon/dns';
+import { IpRoute } from './host/iproute';
 import { Notifier } from './report/notify';
 import { formatStatus } from './report/summary';
 import { jsonLogger } from './report/log';
@@ -261,6 +262,9 @@ export function program(): Command {
         nft: new NftCli(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
         log,
         http: config.metricsAddress ? parseHostPort(config.metricsAddress) : undefined,
+        publish: config.publishedMetricsAddress ? parsePublished(config.publishedMetricsAddress) : undefined,
+        vrf: config.vrf,
+        ip: new IpRoute(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
         notifier: new Notifier(),
         dns: {
           port: config.dnsPort,

@@ -31,7 +31,7 @@ export async function renderPaths(
 
 export function compileObjects(
   objects: Obj[],
-  opts: { state?: State; mode?: Mode; shardMax?: number; dnsProxy?: DnsProxyAddress } = {},
+  opts: { state?: State; mode?: Mode; shardMax?: number; dnsProxy?: DnsProxyAddress; metricsPort?: number } = {},
 ): { text: string; compiled: Compiled } {
   const inv = classify(objects.map((object) => ({ origin: 'test', object })));
   const fw = inv.firewalls[0]?.result;
@@ -44,6 +44,7 @@ export function compileObjects(
     mode: opts.mode,
     shardMax: opts.shardMax,
     dnsProxy: opts.dnsProxy,
+    metricsPort: opts.metricsPort,
   });
   return { text: renderTransaction([compiled.table]), compiled };
 }

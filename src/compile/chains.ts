@@ -151,6 +151,23 @@ export function forwardBaseChain(fw: FirewallConfig, fqdn = false): NftChain {
   return forwardChain(rules);
 }
 
+/**
+ * Scrapes of the published metrics port are accepted from the node network and dropped from
+ * anywhere else; nothing else reaching the firewall itself is touched (policy accept). The legacy
+ * base table's input chain decides the rest (it accepts 9630 from the private networks).
+ */
+export function metricsInputChain(fw: FirewallConfig, port: number): NftChain {
+  const priv = ifnameSet(interfaceNames(fw.nodeNetwork));
+  return {
+    name: 'input',
+    base: { type: 'filter', hook: 'input', priority: 0, policy: 'accept' },
+    rules: [
+      { match: [`iifname ${priv}`, `tcp dport ${port}`], counter: { kind: 'anonymous' }, statement: { kind: 'accept' }, comment: safeComment('metrics scrapes from the node network') },
+      { match: [`tcp dport ${port}`], counter: { kind: 'anonymous' }, statement: { kind: 'drop' }, comment: safeComment('metrics only from the node network') },
+    ],
+  };
+}
+
 /** egressRules become SNAT to the given addresses; other NAT networks masquerade. */
 export function postroutingBaseChain(fw: FirewallConfig): NftChain {
   const rules: NftRule[] = [];

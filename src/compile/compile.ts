@@ -16,7 +16,7 @@ import { fromPrefixes } from '../model/rangeset';
 import { ServiceResult } from '../model/service';
 import { NftChain, NftElement, NftSet, NftTable } from '../nft/ruleset';
 import { addrType, range } from '../nft/syntax';
-import { acceptChain, baseTable, disconnectedTable, forwardBaseChain, postroutingBaseChain } from './chains';
+import { acceptChain, baseTable, disconnectedTable, forwardBaseChain, metricsInputChain, postroutingBaseChain } from './chains';
 import { allowedSets } from './forbidden';
 import { DnsProxyAddress, FqdnTarget, fqdnChain, fqdnSets, interceptChain, policyTargets } from './fqdn';
 import { PolicyItems, addDims, addServiceBoxes, countDims, emptyDirection, policyItems, serviceChain } from './items';
@@ -47,6 +47,8 @@ export interface CompileInput {
    * (and only while some deployed policy has toFQDNs), so DNS never points at a closed port.
    */
   readonly dnsProxy?: DnsProxyAddress;
+  /** The published metrics port: accepted from the node network only (chains.metricsInputChain). */
+  readonly metricsPort?: number;
 }
 
 /**
@@ -167,6 +169,7 @@ export function compile(input: CompileInput): Compiled {
   const intercept = fqdnJump && input.dnsProxy ? interceptChain(fw, input.dnsProxy) : undefined;
   chains.push(forwardBaseChain(fw, fqdnJump), postroutingBaseChain(fw));
   if (intercept) chains.push(intercept);
+  if (input.metricsPort !== undefined) chains.push(metricsInputChain(fw, input.metricsPort));
   return {
     state: 'connected',
     mode,

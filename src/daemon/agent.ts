@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import { CompileCache, Compiled, ObjectReport, TABLE_NAME, compile } from '../compile/compile';
 import { Mode, resolveMode } from '../compile/mode';
 import { ParseCache, buildInput } from '../landscape';
-import { Nft } from '../nft/runner';
+import { Nft, exec } from '../nft/runner';
 import { TableStats } from '../nft/stats';
 import { startHttp } from '../report/http';
 import { Logger } from '../report/log';
@@ -27,6 +27,13 @@ import { DnsService } from './dns';
 import { FqdnLimits } from '../dns/fqdn-state';
 import type { Upstream } from '../dns/proxy';
 import { dnsMetrics } from '../report/dns-metrics';
+import { MetricsPublisher } from '../report/publish';
+import { AddressOps } from '../host/iproute';
+import { AddressReconcileResult, AddressReconciler } from '../host/reconcile';
+import { Counter, Gauge } from 'prom-client';
+import { PublishedAddress } from './config';
+import { FirewallConfig } from '../model/firewall';
+import { IpAddress, parseAddress } from '../model/address';
 
 export interface ClusterInput {
   readonly seedKubeconfig: string;
@@ -51,6 +58,12 @@ export interface AgentOptions {
   readonly notifier?: Notifier;
   readonly runner?: Partial<RunnerOptions>;
   readonly pollMs?: number;
+  /** Interface addresses (egressRules SNAT addresses on `vlan<vrf>`); none are managed when absent. */
+  readonly ip?: AddressOps;
+  /** The VRF the agent should run in (`ip vrf exec`): checked at start, an error logged if not. */
+  readonly vrf?: string;
+  /** Where the cluster scrapes /metrics (published in the shoot); none when absent. */
+  readonly publish?: PublishedAddress;
   /** FQDN policies: the DNS proxy's port, fallback resolver and limits. */
   readonly dns?: { readonly port: number; readonly upstream?: Upstream; readonly limits?: FqdnLimits };
 }
@@ -64,6 +77,9 @@ export class Agent {
   readonly loop: SyncLoop;
   readonly metrics: AgentMetrics;
   readonly dns: DnsService;
+  private readonly publisher: MetricsPublisher;
+  private readonly addresses: AddressReconciler | undefined;
+  private firewall: FirewallConfig | undefined;
   private readonly writeback: WriteBack | undefined;
   private readonly parseCache = new ParseCache();
   /** Work reused across compiles, so a change costs about what it touches. */
@@ -147,6 +163,20 @@ export class Agent {
       },
     });
     const cluster = this.source instanceof ClusterSource ? this.source : undefined;
+    this.addresses = opts.ip && new AddressReconciler({ ip: opts.ip, stateDir: opts.stateDir, dryRun: opts.dryRun, log: this.log });
+    const addressErrors = new Gauge({ name: 'firewall_agent_address_errors', help: 'Failures of the last SNAT address reconcile (interfaces, addresses)', registers: [this.metrics.registry] });
+    const addressChanges = new Counter({ name: 'firewall_agent_address_changes_total', help: 'SNAT addresses added to or removed from interfaces', labelNames: ['action'], registers: [this.metrics.registry] });
+    for (const action of ['added', 'removed']) addressChanges.inc({ action }, 0);
+    this.addressReport = (r) => {
+      addressErrors.set(r.errors.length);
+      if (r.added > 0) addressChanges.inc({ action: 'added' }, r.added);
+      if (r.removed > 0) addressChanges.inc({ action: 'removed' }, r.removed);
+    };
+    this.publisher = new MetricsPublisher({
+      source: cluster,
+      http: { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready() },
+      log: this.log,
+    });
     this.writeback =
       cluster &&
       new WriteBack({
@@ -211,6 +241,8 @@ export class Agent {
       inputProblems: this.source.problems(),
       notes: [...this.notes],
       dns: this.dns.summary(),
+      published: this.publisher.summary(),
+      addresses: this.addresses && { errors: this.addresses.lastErrors },
       policies: countOutcomes(this.reports),
       notDeployed: this.reports
         .filter((r) => r.outcome !== 'deployed')
@@ -229,6 +261,7 @@ export class Agent {
       this.server = await startHttp(host, port, { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready(), status: () => this.summary() });
       this.log.info('serving /metrics, /healthz, /readyz, /status', { address: `${host}:${port}` });
     }
+    if (this.opts.vrf) await this.checkVrf(this.opts.vrf);
     await this.dns.restore();
     await this.source.start(() => this.loop.request());
     this.loop.start();
@@ -243,6 +276,7 @@ export class Agent {
     clearInterval(this.beat);
     await this.source.stop();
     await this.dns.stop();
+    await this.publisher.stop();
     await this.loop.stop();
     await this.writeback?.stop();
     this.opts.notifier?.stop();
@@ -299,7 +333,10 @@ export class Agent {
     this.writeback?.setInterval(fw.intervalMs);
     const mode = resolveMode(this.opts.mode, fw);
     const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
-    const compiled = compile({ ...built.input, dnsProxy: this.dns.address(fw) });
+    this.firewall = fw;
+    const pub = this.publishTarget(fw);
+    if (pub) void this.publisher.set(pub.addresses, pub.port);
+    const compiled = compile({ ...built.input, dnsProxy: this.dns.address(fw), metricsPort: pub?.port });
     this.dns.reconcile(fw, compiled.fqdn.length > 0 && !dryRun, () => this.loop.request());
     this.compiled = compiled;
     this.mode = mode;
@@ -314,6 +351,29 @@ export class Agent {
     if (d.dryRun) return; // a dry run writes no policy status (README)
     this.dns.enforced(d.compiled.fqdn, d.compiled.dnsIntercepted);
     this.reportStatus(true);
+    void this.publisher.reconcile();
+    const fw = this.firewall;
+    // never blocks the ruleset; failures are logged, counted and shown in /status
+    if (this.addresses && fw) void this.addresses.reconcile(fw).then(this.addressReport);
+  }
+
+  private readonly addressReport: (r: AddressReconcileResult) => void;
+
+  /** Started outside its VRF, the agent may never reach the seed: say so plainly, once. */
+  private async checkVrf(vrf: string): Promise<void> {
+    const r = await exec(['ip', 'vrf', 'identify', String(process.pid)], undefined, 5000).catch((e: unknown) => ({ code: 1, stdout: '', stderr: String(e) }));
+    const current = r.stdout.trim();
+    if (r.code === 0 && current === vrf) this.log.info('running in VRF', { vrf });
+    else this.log.error('not running in the configured VRF; the seed may be unreachable (start with `ip vrf exec`, see README)', { vrf, current: current || undefined, error: r.code !== 0 ? r.stderr.trim() : undefined });
+  }
+
+  /** The published metrics addresses for this Firewall (the node network's, or the one configured). */
+  private publishTarget(fw: FirewallConfig): { addresses: readonly IpAddress[]; port: number } | undefined {
+    const p = this.opts.publish;
+    if (!p) return undefined;
+    if (p.kind === 'node-network') return { addresses: fw.nodeNetwork.ips, port: p.port };
+    const a = parseAddress(p.host);
+    return a.ok ? { addresses: [a.value], port: p.port } : undefined;
   }
 
   /** Policy status (with what FQDN selectors resolved to); events only after a sync run. */

@@ -175,9 +175,9 @@ export function parseUpstream(s: string): { host: string; port: number } | undef
 }
 
 /** Where metrics are published: the node network's addresses, or one address. */
-export type Published = { readonly kind: 'node-network'; readonly port: number } | { readonly kind: 'address'; readonly host: string; readonly port: number };
+export type PublishedAddress = { readonly kind: 'node-network'; readonly port: number } | { readonly kind: 'address'; readonly host: string; readonly port: number };
 
-export function parsePublished(s: string): Published | undefined {
+export function parsePublished(s: string): PublishedAddress | undefined {
   const m = /^node-network:([0-9]{1,5})$/.exec(s);
   if (m) {
     const port = Number(m[1]);

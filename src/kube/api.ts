@@ -6,10 +6,13 @@ import {
   CoreV1Api,
   CoreV1Event,
   CustomObjectsApi,
+  DiscoveryV1Api,
   KubeConfig,
   KubernetesListObject,
   KubernetesObject,
   PatchStrategy,
+  V1Endpoints,
+  V1EndpointSlice,
   V1Secret,
   V1Service,
   setHeaderOptions,
@@ -53,14 +56,69 @@ export class SeedApi {
   }
 }
 
-/** The shoot: policies and Services (read), policy status, events and the FirewallMonitor (write). */
+/** The objects that publish the agent's metrics address in the shoot (headless Service and its endpoints). */
+export interface Published {
+  readonly service: V1Service;
+  readonly endpoints: V1Endpoints;
+  readonly slices: readonly V1EndpointSlice[];
+}
+
+async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The shoot: policies and Services (read), policy status, events, the FirewallMonitor and the
+ * metrics Service with its endpoints in namespace `firewall` (write).
+ */
 export class ShootApi {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
 
   constructor(readonly kc: KubeConfig) {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+  }
+
+  readService(namespace: string, name: string): Promise<V1Service | undefined> {
+    return orUndefined(this.core.readNamespacedService({ namespace, name }));
+  }
+
+  async writeService(namespace: string, body: V1Service, existing: V1Service | undefined): Promise<void> {
+    const name = body.metadata!.name!;
+    if (!existing) await this.core.createNamespacedService({ namespace, body });
+    else await this.core.replaceNamespacedService({ namespace, name, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+  }
+
+  readEndpoints(namespace: string, name: string): Promise<V1Endpoints | undefined> {
+    return orUndefined(this.core.readNamespacedEndpoints({ namespace, name }));
+  }
+
+  async writeEndpoints(namespace: string, body: V1Endpoints, existing: V1Endpoints | undefined): Promise<void> {
+    const name = body.metadata!.name!;
+    if (!existing) await this.core.createNamespacedEndpoints({ namespace, body });
+    else await this.core.replaceNamespacedEndpoints({ namespace, name, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+  }
+
+  readEndpointSlice(namespace: string, name: string): Promise<V1EndpointSlice | undefined> {
+    return orUndefined(this.discovery.readNamespacedEndpointSlice({ namespace, name }));
+  }
+
+  async writeEndpointSlice(namespace: string, body: V1EndpointSlice, existing: V1EndpointSlice | undefined): Promise<void> {
+    const name = body.metadata!.name!;
+    if (!existing) await this.discovery.createNamespacedEndpointSlice({ namespace, body });
+    else await this.discovery.replaceNamespacedEndpointSlice({ namespace, name, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+  }
+
+  async deleteEndpointSlice(namespace: string, name: string): Promise<void> {
+    await orUndefined(this.discovery.deleteNamespacedEndpointSlice({ namespace, name }));
   }
 
   static readonly policiesPath = `/apis/${CWNP.group}/${CWNP.version}/${CWNP.plural}`;

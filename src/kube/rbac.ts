@@ -61,7 +61,14 @@ export function shootRbac(opts: { subject: Subject }): Obj[] {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name, namespace: 'firewall' },
-      rules: [{ apiGroups: ['firewall.metal-stack.io'], resources: ['firewallmonitors'], verbs: ['get', 'create', 'update', 'patch'] }],
+      rules: [
+        { apiGroups: ['firewall.metal-stack.io'], resources: ['firewallmonitors'], verbs: ['get', 'create', 'update', 'patch'] },
+        // the published metrics Service and its endpoints: create (not restrictable by name), then only these names
+        { apiGroups: [''], resources: ['services', 'endpoints'], verbs: ['create'] },
+        { apiGroups: [''], resources: ['services', 'endpoints'], resourceNames: ['firewall-agent'], verbs: ['get', 'update'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['create'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], resourceNames: ['firewall-agent-ipv4', 'firewall-agent-ipv6'], verbs: ['get', 'update', 'delete'] },
+      ],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

@@ -8,7 +8,8 @@ export interface HttpSources {
   readonly healthy: () => boolean;
   /** First ruleset applied and sources synced. */
   readonly ready: () => boolean;
-  readonly status: () => unknown;
+  /** Absent where the cluster scrapes: /status names policies and errors, for the firewall's operator only. */
+  readonly status: (() => unknown) | undefined;
 }
 
 export function startHttp(host: string, port: number, src: HttpSources): Promise<http.Server> {
@@ -28,7 +29,7 @@ export function startHttp(host: string, port: number, src: HttpSources): Promise
     }
     if (path === '/healthz') return src.healthy() ? reply(200, 'text/plain', 'ok\n') : reply(503, 'text/plain', 'stuck\n');
     if (path === '/readyz') return src.ready() ? reply(200, 'text/plain', 'ok\n') : reply(503, 'text/plain', 'not ready\n');
-    if (path === '/status') return reply(200, 'application/json', `${JSON.stringify(src.status(), null, 2)}\n`);
+    if (path === '/status' && src.status) return reply(200, 'application/json', `${JSON.stringify(src.status(), null, 2)}\n`);
     reply(404, 'text/plain', 'not found\n');
   });
   return new Promise((resolve, reject) => {

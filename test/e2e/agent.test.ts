@@ -391,7 +391,7 @@ test('shoot access can come from the Firewall status, through the seed secrets',
   await until('deletion followed with the rotated token', async () => !(await allowed(8005)), 30_000);
 });
 
-test('FQDN policies: the agent inside the firewall namespace answers DNS, opens the address, and writes fqdn_state', async () => {
+test('inside the firewall namespace: DNS answered and addresses opened (fqdn_state written); metrics published to the cluster', async () => {
   await agent.stop();
   // as on a real firewall: the agent runs where the node network's address is, to serve DNS there
   const relay = await NetnsRelay.start(lab.ns.fw, [new URL(seed.server).port, new URL(shoot.server).port].map(Number));
@@ -441,6 +441,32 @@ test('FQDN policies: the agent inside the firewall namespace answers DNS, opens 
     expect((await policyStatus('allow-fqdn'))?.state).toBe('deployed');
     await shoot.admin.delete(`${CWNPS}/allow-fqdn`);
     await until('closed again with the policy gone', async () => !(await allowed(8011, '203.0.113.30')));
+
+    // metrics for the cluster: served on the node network's address, published as a headless Service
+    const scrapeFrom = async (host: 'worker' | 'internet', url: string): Promise<string> =>
+      (await lab.run(host, [process.execPath, '-e', `fetch(${JSON.stringify(url)},{signal:AbortSignal.timeout(2000)}).then(r=>r.text()).then(t=>process.stdout.write(t),e=>process.stdout.write('failed: '+e.message))`])).stdout;
+    const fromNodes = await eventually('metrics from the worker through 192.0.2.1:9630', async () => {
+      const t = await scrapeFrom('worker', 'http://192.0.2.1:9630/metrics');
+      return t.includes('firewall_agent_state') ? t : undefined;
+    }, 20_000, 200);
+    expect(fromNodes).toMatch(/^firewall_agent_dns_proxy_up 0$/m); // the FQDN policy is gone: the proxy stopped
+    expect(await scrapeFrom('worker', 'http://[2001:db8:1::1]:9630/metrics')).toContain('firewall_agent_state');
+    expect(await scrapeFrom('worker', 'http://192.0.2.1:9630/status')).not.toContain('policies'); // /status stays local
+    // from outside the node network the port is dropped by our input chain
+    expect(await scrapeFrom('internet', 'http://203.0.113.1:9630/metrics')).toMatch(/^failed/);
+    const svc = await eventually('the metrics Service', () => shoot.admin.getOrUndefined('/api/v1/namespaces/firewall/services/firewall-agent'), 20_000, 200);
+    expect(svc.spec).toMatchObject({ clusterIP: 'None', ports: [{ name: 'metrics', port: 9630 }] });
+    expect((svc.metadata as Json).labels).toMatchObject({ app: 'firewall-agent' });
+    const ep = (await shoot.admin.get('/api/v1/namespaces/firewall/endpoints/firewall-agent')) as Json;
+    expect(ep.subsets).toEqual([expect.objectContaining({ addresses: [expect.objectContaining({ ip: '192.0.2.1' }), expect.objectContaining({ ip: '2001:db8:1::1' })] })]);
+    const slice = (await shoot.admin.get('/apis/discovery.k8s.io/v1/namespaces/firewall/endpointslices/firewall-agent-ipv4')) as Json;
+    expect(slice).toMatchObject({ addressType: 'IPv4', endpoints: [expect.objectContaining({ addresses: ['192.0.2.1'] })] });
+    // drift is corrected: someone points the Endpoints elsewhere
+    await shoot.admin.patch('/api/v1/namespaces/firewall/endpoints/firewall-agent', { subsets: [{ addresses: [{ ip: '192.0.2.99' }], ports: [{ name: 'metrics', port: 9630 }] }] });
+    await eventually('Endpoints corrected', async () => {
+      const e = (await shoot.admin.get('/api/v1/namespaces/firewall/endpoints/firewall-agent')) as { subsets: { addresses: { ip: string }[] }[] };
+      return e.subsets[0]!.addresses[0]!.ip === '192.0.2.1' || undefined;
+    }, 30_000, 200);
   } finally {
     await agent.stop();
     await dnsmasq.stop();
