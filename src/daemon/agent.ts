@@ -258,8 +258,13 @@ export class Agent {
     this.beat = setInterval(() => (this.lastBeat = Date.now()), 1000);
     if (this.opts.http) {
       const { host, port } = this.opts.http;
-      this.server = await startHttp(host, port, { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready(), status: () => this.summary() });
-      this.log.info('serving /metrics, /healthz, /readyz, /status', { address: `${host}:${port}` });
+      try {
+        this.server = await startHttp(host, port, { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready(), status: () => this.summary() });
+        this.log.info('serving /metrics, /healthz, /readyz, /status', { address: `${host}:${port}` });
+      } catch (err) {
+        // Enforcement matters more than reporting: go on without them (e.g. no 127.0.0.1 inside a VRF).
+        this.log.error('cannot serve /metrics, /healthz, /readyz, /status; enforcing without them', { address: `${host}:${port}`, error: err });
+      }
     }
     if (this.opts.vrf) await this.checkVrf(this.opts.vrf);
     await this.dns.restore();

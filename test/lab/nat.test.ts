@@ -66,11 +66,13 @@ describe('the agent puts the SNAT addresses on the interface', () => {
     writeFileSync(path.join(dir, 'input', 'firewall.yaml'), stringify(firewallWithSnat(['203.0.113.60', '2001:db8:203::60'])));
     writeFileSync(path.join(dir, 'input', 'policy.yaml'), stringify(allowHttps));
     agent = new AgentProcess(
-      ['--source-dir', path.join(dir, 'input'), '--state-dir', path.join(dir, 'state'), '--metrics-address', '', '--published-metrics-address', ''],
+      // an address the namespace does not have (as 127.0.0.1 inside a VRF): reporting fails, enforcement goes on
+      ['--source-dir', path.join(dir, 'input'), '--state-dir', path.join(dir, 'state'), '--metrics-address', '192.0.2.250:9638', '--published-metrics-address', ''],
       [],
       ['ip', 'netns', 'exec', lab.ns.fw],
     );
     await agent.waitForLog(/^connected/);
+    expect(agent.logs.some((l) => l.msg.startsWith('cannot serve /metrics'))).toBe(true);
     await eventually('the agent added the SNAT addresses', async () => ((await interfaceAddresses()).includes('2001:db8:203::60') ? true : undefined), 15_000, 100);
     // the far side marked 203.0.113.60 unreachable during the first try: its next lookup comes after
     // a retransmit interval, so this connect may take a second
