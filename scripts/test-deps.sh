@@ -26,3 +26,16 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# promtool (checks a real scrape of /metrics), from Debian's prometheus package: only the binary is
+# extracted into the cache, the server is never installed or started.
+PROMTOOL_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/firewall-agent/promtool"
+if [[ ! -x $PROMTOOL_DIR/promtool ]]; then
+  echo "test-deps: fetching promtool (Debian package prometheus)" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chmod 0777 . && apt-get download -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq prometheus; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  mkdir -p "$PROMTOOL_DIR"
+  install -m 0755 "$tmp/x/usr/bin/promtool" "$PROMTOOL_DIR/promtool"
+  rm -rf "$tmp"
+fi

@@ -56,7 +56,7 @@ async function metrics(port: number): Promise<{ rss: number; heap: number; deplo
   return {
     rss: v(/^process_resident_memory_bytes (\S+)/m) / 2 ** 20,
     heap: v(/^nodejs_heap_size_used_bytes (\S+)/m) / 2 ** 20,
-    deployed: v(/^firewall_agent_policies\{state="deployed"\} (\S+)/m),
+    deployed: v(/^firewall_agent_objects\{kind="ClusterwideNetworkPolicy",outcome="deployed"\} (\S+)/m),
   };
 }
 

@@ -80,6 +80,9 @@ export class Agent {
   private readonly publisher: MetricsPublisher;
   private readonly addresses: AddressReconciler | undefined;
   private firewall: FirewallConfig | undefined;
+  private problemSince = new Map<string, number>();
+  private readonly syncCounts = { full: 0, incremental: 0 };
+  private lastApplyState: 'connected' | 'disconnected' | undefined;
   private readonly writeback: WriteBack | undefined;
   private readonly parseCache = new ParseCache();
   /** Work reused across compiles, so a change costs about what it touches. */
@@ -121,7 +124,7 @@ export class Agent {
       snapshot: () => ({
         state: this.state,
         stale: this.stale,
-        policies: countOutcomes(this.reports),
+        objects: countByKind(this.reports),
         watches: this.source.health(),
         inputProblems: this.source.problems().length,
       }),
@@ -147,13 +150,16 @@ export class Agent {
       runner: opts.runner,
       observer: {
         applied: (info) => {
-          if (info.state === 'connected') {
-            this.metrics.applies.inc({ mode: info.how });
-            this.metrics.applyDuration.observe(info.applyMs / 1000);
-            this.metrics.lastSuccess.set(Date.now() / 1000);
-            this.log.info('applied ruleset', { ...info, ...countOutcomes(this.reports) });
-          }
+          const m = this.metrics;
+          this.syncCounts[info.how]++;
+          this.lastApplyState = info.state;
+          m.lastSuccess.set(Date.now() / 1000); // the drop ruleset counts: it is what the kernel enforces
+          m.syncs.inc({ sync: info.how });
+          m.syncDuration.observe({ sync: info.how }, info.applyMs / 1000);
+          if (info.sinceChangeMs !== undefined) m.programming.observe(info.sinceChangeMs / 1000);
+          if (info.state === 'connected') this.log.info('applied ruleset', { ...info, ...countOutcomes(this.reports) });
         },
+        drifted: () => this.metrics.driftRepairs.inc(),
         enforced: (d) => this.enforced(d),
         failed: (what, err) => {
           if (what === 'apply' || what === 'startup') this.metrics.applyFailures.inc();
@@ -176,6 +182,7 @@ export class Agent {
       source: cluster,
       http: { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready() },
       log: this.log,
+      failed: () => this.metrics.writebackFailures.inc({ kind: 'service' }),
     });
     this.writeback =
       cluster &&
@@ -185,6 +192,7 @@ export class Agent {
         log: this.log,
         stats: this.readStats,
         view: () => ({ lastRun: this.lastRun, lastRunAgainstSeed: this.lastRunAgainstSeed, message: this.monitorMessage() }),
+        failed: (kind) => this.metrics.writebackFailures.inc({ kind }),
       });
   }
 
@@ -235,6 +243,9 @@ export class Agent {
       mode: this.mode,
       dryRun: this.opts.dryRun ?? false,
       lastApply: this.loop.lastApplyAt && new Date(this.loop.lastApplyAt).toISOString(),
+      lastApplyState: this.lastApplyState,
+      syncs: { ...this.syncCounts, failuresInARow: this.loop.failures },
+      problems: this.problems(),
       lastRun: this.lastRun?.toISOString(),
       lastRunAgainstSeed: this.lastRunAgainstSeed?.toISOString(),
       lastError: this.lastError,
@@ -268,7 +279,10 @@ export class Agent {
     }
     if (this.opts.vrf) await this.checkVrf(this.opts.vrf);
     await this.dns.restore();
-    await this.source.start(() => this.loop.request());
+    await this.source.start(() => {
+      this.metrics.lastQueued.setToCurrentTime();
+      this.loop.request();
+    });
     this.loop.start();
     await this.when(() => this.loop.floor !== 'none' || this.opts.dryRun === true || this.loop.connected);
     this.opts.notifier?.markReady(this.statusLine());
@@ -305,8 +319,35 @@ export class Agent {
     try {
       return this.compute();
     } finally {
-      queueMicrotask(() => this.notify());
+      queueMicrotask(() => {
+        this.problems(); // when each problem began is noted at every run, not only when someone asks
+        this.notify();
+      });
     }
+  }
+
+  /** What is wrong now, per source, and since when (status; `firewall-agent status`). */
+  private problems(): { source: string; error: string; since: string }[] {
+    const now: [string, string | undefined][] = [
+      ['sync', this.loop.lastError],
+      ['input', this.waitReason],
+      ...this.source.health().map((w): [string, string | undefined] => [`watch ${w.name}`, w.lastError]),
+      ...this.source.problems().map((p): [string, string | undefined] => [`file ${p.origin}`, p.error]),
+      ['dns', this.dns.problem],
+      ['published metrics', this.publisher.problem],
+      ['addresses', this.addresses?.lastErrors.join('; ') || undefined],
+    ];
+    const seen = new Map<string, number>();
+    const out: { source: string; error: string; since: string }[] = [];
+    for (const [source, error] of now) {
+      if (!error) continue;
+      const key = `${source}\0${error}`;
+      const since = this.problemSince.get(key) ?? Date.now();
+      seen.set(key, since);
+      out.push({ source, error, since: new Date(since).toISOString() });
+    }
+    this.problemSince = seen;
+    return out;
   }
 
   private wait(reason: string, log: () => void): Desired {
@@ -347,7 +388,9 @@ export class Agent {
     this.mode = mode;
     if (this.waitReason !== undefined && this.loop.connected) this.log.info('contact restored');
     this.waitReason = undefined;
-    return { kind: 'connected', compiled, mode, dryRun, compileMs: Date.now() - started };
+    const compileMs = Date.now() - started;
+    this.metrics.compileDuration.observe(compileMs / 1000);
+    return { kind: 'connected', compiled, mode, dryRun, compileMs };
   }
 
   private enforced(d: Extract<Desired, { kind: 'connected' }>): void {
@@ -405,4 +448,11 @@ function countOutcomes(reports: readonly ObjectReport[]): Record<'deployed' | 'i
   const out = { deployed: 0, ignored: 0, rejected: 0 };
   for (const r of reports) out[r.outcome]++;
   return out;
+}
+
+function countByKind(reports: readonly ObjectReport[]): Record<ObjectReport['kind'], Record<'deployed' | 'ignored' | 'rejected', number>> {
+  return {
+    ClusterwideNetworkPolicy: countOutcomes(reports.filter((r) => r.kind === 'ClusterwideNetworkPolicy')),
+    Service: countOutcomes(reports.filter((r) => r.kind === 'Service')),
+  };
 }

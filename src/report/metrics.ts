@@ -10,10 +10,14 @@ import { CounterValue } from '../nft/ruleset';
 import { TableStats } from '../nft/stats';
 import { VERSION } from '../version';
 
+export type ObjectKindLabel = 'ClusterwideNetworkPolicy' | 'Service';
+export type OutcomeLabel = 'deployed' | 'ignored' | 'rejected';
+
 export interface AgentSnapshot {
   readonly state: 'disconnected' | 'connected';
   readonly stale: boolean;
-  readonly policies: Readonly<Record<'deployed' | 'ignored' | 'rejected', number>>;
+  /** Objects of the last compile by kind and outcome. */
+  readonly objects: Readonly<Record<ObjectKindLabel, Readonly<Record<OutcomeLabel, number>>>>;
   readonly watches: readonly { name: string; synced: boolean; restarts: number }[];
   /** Input the operator must fix (files that do not parse, unreadable credentials). */
   readonly inputProblems: number;
@@ -57,17 +61,29 @@ function kernelCounter(
   });
 }
 
+/** prom-client's default gauges whose names end in _total, which `promtool check metrics` refuses. */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly applyDuration: Histogram<string>;
-  readonly applies: Counter<string>;
+  /** Kept in the manner of kube-proxy's sync SLIs. */
+  readonly syncDuration: Histogram<'sync'>;
+  readonly syncs: Counter<'sync'>;
   readonly applyFailures: Counter<string>;
   readonly lastSuccess: Gauge<string>;
+  readonly lastQueued: Gauge<string>;
+  readonly programming: Histogram<string>;
+  readonly compileDuration: Histogram<string>;
+  readonly driftRepairs: Counter<string>;
+  readonly writebackFailures: Counter<'kind'>;
 
   constructor(sources: MetricsSources) {
     const r = this.registry;
     // process_resident_memory_bytes, nodejs_heap_size_used_bytes, event loop lag, …
     collectDefaultMetrics({ register: r });
+    for (const name of MISNAMED_DEFAULTS) r.removeSingleMetric(name);
     const stats = async (): Promise<TableStats | undefined> => sources.stats();
     const policyValues = (pick: (c: CounterValue) => number) => async (): Promise<[Record<string, string>, number][]> => {
       const s = await stats();
@@ -84,44 +100,55 @@ export class AgentMetrics {
       }
       return [...sums.values()].map((e) => [e.labels, e.v]);
     };
-    kernelCounter(r, 'firewall_agent_policy_accepted_packets_total', 'New connections accepted, by policy', ['policy', 'direction'], policyValues((c) => c.packets));
-    kernelCounter(r, 'firewall_agent_policy_accepted_bytes_total', 'Bytes of the accepted first packets, by policy', ['policy', 'direction'], policyValues((c) => c.bytes));
+    // Established packets are accepted before the policy chains: each count is a new connection.
+    kernelCounter(r, 'firewall_agent_policy_accepted_connections_total', 'New connections accepted, by policy (or Service) and direction', ['policy', 'direction'], policyValues((c) => c.packets));
     const dropValues = (pick: (c: CounterValue) => number) => async (): Promise<[Record<string, string>, number][]> => {
       const s = await stats();
-      if (!s) return [];
-      return Object.entries(DROP_COUNTERS)
-        .filter(([name]) => s.counters[name])
-        .map(([name, reason]) => [{ reason }, pick(s.counters[name]!)]);
+      // every reason always present (0 without a table), so rates work from the first scrape
+      return Object.entries(DROP_COUNTERS).map(([name, reason]) => [{ reason }, s?.counters[name] ? pick(s.counters[name]) : 0]);
     };
     kernelCounter(r, 'firewall_agent_dropped_packets_total', 'Packets dropped, by reason', ['reason'], dropValues((c) => c.packets));
     kernelCounter(r, 'firewall_agent_dropped_bytes_total', 'Bytes dropped, by reason', ['reason'], dropValues((c) => c.bytes));
-    kernelCounter(r, 'firewall_agent_device_bytes_total', 'Forwarded bytes to/from the node network, internal or external', ['device', 'direction'], async () => {
+    // internal_in/out, external_in/out: traffic to and from the node network, split by spec.internalPrefixes
+    kernelCounter(r, 'firewall_agent_network_bytes_total', 'Forwarded bytes to (in) and from (out) the node network, by the other side: internal (spec.internalPrefixes) or external', ['network', 'direction'], async () => {
       const s = await stats();
-      if (!s) return [];
       const out: [Record<string, string>, number][] = [];
-      for (const device of ['internal', 'external']) {
-        for (const direction of ['in', 'out']) {
-          const c = s.counters[`${device}_${direction}`];
-          if (c) out.push([{ device, direction }, c.bytes]);
-        }
+      for (const network of ['internal', 'external']) {
+        for (const direction of ['in', 'out']) out.push([{ network, direction }, s?.counters[`${network}_${direction}`]?.bytes ?? 0]);
       }
       return out;
     });
 
-    this.applyDuration = new Histogram({
-      name: 'firewall_agent_apply_duration_seconds',
-      help: 'Time to check, apply and read back a ruleset',
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    this.syncDuration = new Histogram({
+      name: 'firewall_agent_sync_duration_seconds',
+      help: 'Time to check and apply a ruleset: the whole table (full) or only what changed (incremental)',
+      labelNames: ['sync'],
+      buckets: SYNC_BUCKETS,
       registers: [r],
     });
-    this.applies = new Counter({
-      name: 'firewall_agent_applies_total',
-      help: 'Rulesets applied: the whole table (full) or only what changed (incremental)',
-      labelNames: ['mode'],
-      registers: [r],
-    });
+    this.syncs = new Counter({ name: 'firewall_agent_applies_total', help: 'Rulesets applied, full or incremental', labelNames: ['sync'], registers: [r] });
+    for (const sync of ['full', 'incremental']) {
+      this.syncs.inc({ sync }, 0);
+      this.syncDuration.zero({ sync });
+    }
     this.applyFailures = new Counter({ name: 'firewall_agent_apply_failures_total', help: 'Failed applies (the previous ruleset stayed)', registers: [r] });
-    this.lastSuccess = new Gauge({ name: 'firewall_agent_last_apply_success_timestamp_seconds', help: 'When a ruleset was last applied', registers: [r] });
+    this.lastSuccess = new Gauge({ name: 'firewall_agent_last_apply_success_timestamp_seconds', help: 'When a ruleset (connected or the drop ruleset) was last applied', registers: [r] });
+    this.lastQueued = new Gauge({ name: 'firewall_agent_last_queued_timestamp_seconds', help: 'When a change in the input last asked for a sync', registers: [r] });
+    this.programming = new Histogram({
+      name: 'firewall_agent_network_programming_duration_seconds',
+      help: 'From a change in the input (watch event, file change) to the kernel holding it',
+      buckets: SYNC_BUCKETS,
+      registers: [r],
+    });
+    this.compileDuration = new Histogram({ name: 'firewall_agent_compile_duration_seconds', help: 'Time to compile the input into a table', buckets: SYNC_BUCKETS, registers: [r] });
+    this.driftRepairs = new Counter({ name: 'firewall_agent_drift_repairs_total', help: 'Times the kernel no longer held the applied ruleset and it was applied again', registers: [r] });
+    this.writebackFailures = new Counter({
+      name: 'firewall_agent_writeback_failures_total',
+      help: 'Failed writes to the shoot: policy status, events, FirewallMonitor, the metrics Service',
+      labelNames: ['kind'],
+      registers: [r],
+    });
+    for (const kind of ['status', 'event', 'monitor', 'service']) this.writebackFailures.inc({ kind }, 0);
 
     new Gauge({
       name: 'firewall_agent_state',
@@ -135,13 +162,13 @@ export class AgentMetrics {
       },
     });
     new Gauge({
-      name: 'firewall_agent_policies',
+      name: 'firewall_agent_objects',
       help: 'Policies and Services by outcome of the last compile',
-      labelNames: ['state'],
+      labelNames: ['kind', 'outcome'],
       registers: [r],
       collect() {
-        const p = sources.snapshot().policies;
-        for (const [state, n] of Object.entries(p)) this.set({ state }, n);
+        const o = sources.snapshot().objects;
+        for (const [kind, byOutcome] of Object.entries(o)) for (const [outcome, n] of Object.entries(byOutcome)) this.set({ kind, outcome }, n);
       },
     });
     new Gauge({

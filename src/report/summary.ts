@@ -21,16 +21,20 @@ export function formatStatus(status: Obj, metrics: string): string {
     `firewall      ${String(status.namespace ?? '?')}/${String(status.firewall)}`,
     `state         ${String(status.state)}${status.stale ? ' (stale: lost contact, enforcing the last applied ruleset)' : ''}${status.dryRun ? ' (dry run)' : ''}`,
     `mode          ${String(status.mode ?? '-')}`,
-    `last apply    ${String(status.lastApply ?? 'never')}`,
+    `last apply    ${status.lastApply ? `${String(status.lastApply)}${status.lastApplyState ? ` (${String(status.lastApplyState)} ruleset)` : ''}` : 'never'}`,
     `policies      ${p.deployed ?? 0} deployed, ${p.ignored ?? 0} ignored, ${p.rejected ?? 0} rejected`,
   ];
-  if (status.lastError) lines.push(`last error    ${String(status.lastError)}`);
+  const syncs = status.syncs as Record<string, number> | undefined;
+  if (syncs) lines.push(`syncs         ${syncs.full ?? 0} full, ${syncs.incremental ?? 0} incremental${syncs.failuresInARow ? `, ${syncs.failuresInARow} failed in a row` : ''}`);
+  const problems = (status.problems ?? []) as Obj[];
+  for (const p2 of problems) lines.push(`problem       ${String(p2.source)}: ${String(p2.error)} (since ${String(p2.since)})`);
+  if (problems.length === 0 && status.lastError) lines.push(`last error    ${String(status.lastError)}`);
   const notDeployed = (status.notDeployed ?? []) as Obj[];
   for (const n of notDeployed.slice(0, 20)) lines.push(`  ${String(n.outcome)}  ${String(n.namespace)}/${String(n.name)}: ${String(n.reason ?? '')}`);
   for (const w of (status.watches ?? []) as Obj[]) {
     lines.push(`watch         ${String(w.name)}: ${w.synced ? 'synced' : `not synced${w.lastError ? ` (${String(w.lastError)})` : ''}`}, ${String(w.restarts)} restarts`);
   }
-  const top = metricLines(metrics, 'firewall_agent_policy_accepted_packets_total')
+  const top = metricLines(metrics, 'firewall_agent_policy_accepted_connections_total')
     .sort((a, b) => b.value - a.value)
     .slice(0, 10);
   if (top.length > 0) {

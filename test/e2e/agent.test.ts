@@ -32,6 +32,8 @@ const SEED_NS = 'shoot--demo';
 const FW_NAME = 'shoot--demo-firewall-e2e';
 const FIREWALLS = `/apis/firewall.metal-stack.io/v2/namespaces/${SEED_NS}/firewalls`;
 const CWNPS = '/apis/metal-stack.io/v1/namespaces/firewall/clusterwidenetworkpolicies';
+/** promtool, extracted from Debian's prometheus package by scripts/test-deps.sh. */
+const PROMTOOL = path.join(process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? '/root', '.cache'), 'firewall-agent', 'promtool', 'promtool');
 const MONITOR = `/apis/firewall.metal-stack.io/v2/namespaces/firewall/firewallmonitors/${FW_NAME}`;
 
 let seed: ControlPlane;
@@ -200,7 +202,7 @@ test('metrics count what flows, by policy, and the state; status summarises for 
     await new Promise((r) => setTimeout(r, 2500));
     const before = await scrape();
     const syns0 = await syns.read();
-    const accepted0 = metric(before, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' });
+    const accepted0 = metric(before, 'firewall_agent_policy_accepted_connections_total', { policy: 'to-internet', direction: 'egress' });
     const dropped0 = metric(before, 'firewall_agent_dropped_packets_total', { reason: 'policy' });
     const n = 5;
     for (let i = 0; i < n; i++) expect(await allowed(443)).toBe(true);
@@ -208,16 +210,24 @@ test('metrics count what flows, by policy, and the state; status summarises for 
     await new Promise((r) => setTimeout(r, 2500)); // the same cache: `after` must be read after this traffic
     const after = await scrape();
     const arrived = (await syns.read()) - syns0;
-    expect(metric(after, 'firewall_agent_policy_accepted_packets_total', { policy: 'to-internet', direction: 'egress' }) - accepted0).toBe(arrived);
+    expect(metric(after, 'firewall_agent_policy_accepted_connections_total', { policy: 'to-internet', direction: 'egress' }) - accepted0).toBe(arrived);
     expect(arrived).toBeGreaterThanOrEqual(n);
     expect(metric(after, 'firewall_agent_dropped_packets_total', { reason: 'policy' }) - dropped0).toBeGreaterThanOrEqual(n);
     expect(metric(after, 'firewall_agent_state', { state: 'connected' })).toBe(1);
-    expect(metric(after, 'firewall_agent_policies', { state: 'deployed' })).toBeGreaterThanOrEqual(1);
+    expect(metric(after, 'firewall_agent_objects', { kind: 'ClusterwideNetworkPolicy', outcome: 'deployed' })).toBeGreaterThanOrEqual(1);
     expect(metric(after, 'firewall_agent_watch_up', { watch: 'shoot/clusterwidenetworkpolicies' })).toBe(1);
-    expect(metric(after, 'firewall_agent_applies_total', {})).toBeGreaterThan(0);
-    expect(after).toMatch(/^firewall_agent_apply_duration_seconds_count \d+/m);
+    expect(metric(after, 'firewall_agent_applies_total', { sync: 'incremental' })).toBeGreaterThan(0);
+    expect(metric(after, 'firewall_agent_sync_duration_seconds_count', { sync: 'full' })).toBeGreaterThan(0);
+    // changes were made (policies created above): change-to-kernel latency observed, in kube-proxy's manner
+    expect(metric(after, 'firewall_agent_network_programming_duration_seconds_count', {})).toBeGreaterThan(0);
+    expect(metric(after, 'firewall_agent_compile_duration_seconds_count', {})).toBeGreaterThan(0);
+    expect(metric(after, 'firewall_agent_last_queued_timestamp_seconds', {})).toBeGreaterThan(0);
     expect(after).toMatch(/^firewall_agent_last_apply_success_timestamp_seconds \d/m);
-    expect(after).toMatch(/^firewall_agent_device_bytes_total\{device="external",direction="out"\} [1-9]/m);
+    expect(after).toMatch(/^firewall_agent_network_bytes_total\{network="external",direction="out"\} [1-9]/m);
+    // a real scrape passes Prometheus' own linter
+    const lint = await exec([PROMTOOL, 'check', 'metrics'], after);
+    expect(`${lint.stdout}${lint.stderr}`).toBe('');
+    expect(lint.code).toBe(0);
     expect(after).not.toMatch(/203\.0\.113|192\.0\.2/); // no addresses in labels
   } finally {
     await syns.remove();
@@ -276,6 +286,7 @@ test('drift in the kernel is repaired within spec.interval', async () => {
   expect(await allowed(22)).toBe(false);
   expect(await allowed(443)).toBe(true);
   expect(agent.logs.some((l) => l.msg === 'the kernel no longer holds the applied ruleset; repairing')).toBe(true);
+  expect(metric(await scrape(), 'firewall_agent_drift_repairs_total', {})).toBeGreaterThanOrEqual(1);
 });
 
 test('spec.dryRun renders and checks but never changes the kernel', async () => {

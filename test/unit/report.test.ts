@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, parseConfig } from '../../src/daemon/config';
 import { deviceStats, parseTableStats, rulesByAction } from '../../src/nft/stats';
 import { policyStatus, statusChanges, warningEvents } from '../../src/report/status';
 import { jsonLogger } from '../../src/report/log';
+import { formatStatus } from '../../src/report/summary';
 
 function report(name: string, patch: Partial<ObjectReport>): ObjectReport {
   return { kind: 'ClusterwideNetworkPolicy', ref: { namespace: 'firewall', name }, outcome: 'deployed', warnings: [], unenforced: [], ...patch };
@@ -122,36 +123,53 @@ describe('metrics', () => {
     new AgentMetrics({
       stats: async () => stats,
       accounting: () => accounting,
-      snapshot: () => ({ state: 'connected', stale: false, policies: { deployed: 3, ignored: 0, rejected: 0 }, watches: [], inputProblems: 0 }),
+      snapshot: () => ({ state: 'connected', stale: false, objects: OBJECTS, watches: [], inputProblems: 0 }),
     });
 
   test('per-policy counters come from the accounting of the chain, with full names', async () => {
     const text = await metrics().registry.metrics();
-    const lines = text.split('\n').filter((l) => l.startsWith('firewall_agent_policy_accepted_packets_total{'));
+    const lines = text.split('\n').filter((l) => l.startsWith('firewall_agent_policy_accepted_connections_total{'));
     expect(lines.sort()).toEqual(
       [
-        'firewall_agent_policy_accepted_packets_total{policy="a",direction="egress"} 2',
-        `firewall_agent_policy_accepted_packets_total{policy="${long}",direction="egress"} 5`,
-        `firewall_agent_policy_accepted_packets_total{policy="${long}",direction="ingress"} 7`,
-        'firewall_agent_policy_accepted_packets_total{policy="default/web",direction="service"} 1',
+        'firewall_agent_policy_accepted_connections_total{policy="a",direction="egress"} 2',
+        `firewall_agent_policy_accepted_connections_total{policy="${long}",direction="egress"} 5`,
+        `firewall_agent_policy_accepted_connections_total{policy="${long}",direction="ingress"} 7`,
+        'firewall_agent_policy_accepted_connections_total{policy="default/web",direction="service"} 1',
       ].sort(),
     );
-    expect(text).toContain('firewall_agent_policy_accepted_bytes_total{policy="a",direction="egress"} 200');
     expect(text).toContain('firewall_agent_dropped_packets_total{reason="policy"} 4');
-    expect(text).toContain('firewall_agent_device_bytes_total{device="internal",direction="out"} 60');
+    expect(text).toContain('firewall_agent_network_bytes_total{network="internal",direction="out"} 60');
+    expect(text).toContain('firewall_agent_objects{kind="ClusterwideNetworkPolicy",outcome="deployed"} 3');
+    expect(text).toContain('firewall_agent_objects{kind="Service",outcome="rejected"} 0');
   });
 
   test('without a table there are no per-policy series', async () => {
     const m = new AgentMetrics({
       stats: async () => undefined,
       accounting: () => accounting,
-      snapshot: () => ({ state: 'disconnected', stale: false, policies: { deployed: 0, ignored: 0, rejected: 0 }, watches: [], inputProblems: 0 }),
+      snapshot: () => ({ state: 'disconnected', stale: false, objects: OBJECTS, watches: [], inputProblems: 0 }),
     });
     const text = await m.registry.metrics();
-    expect(text).not.toMatch(/^firewall_agent_policy_accepted_packets_total\{/m);
+    expect(text).not.toMatch(/^firewall_agent_policy_accepted_connections_total\{/m);
     expect(text).toContain('firewall_agent_state{state="disconnected"} 1');
+    // label values exist before anything happened: rates and alerts work from the first scrape
+    for (const line of [
+      'firewall_agent_dropped_packets_total{reason="ratelimit"} 0',
+      'firewall_agent_network_bytes_total{network="external",direction="in"} 0',
+      'firewall_agent_applies_total{sync="incremental"} 0',
+      'firewall_agent_sync_duration_seconds_count{sync="full"} 0',
+      'firewall_agent_writeback_failures_total{kind="monitor"} 0',
+    ]) {
+      expect(text).toContain(line);
+    }
+    expect(text).not.toMatch(/^nodejs_active_handles_total/m);
   });
 });
+
+const OBJECTS = {
+  ClusterwideNetworkPolicy: { deployed: 3, ignored: 0, rejected: 0 },
+  Service: { deployed: 0, ignored: 0, rejected: 0 },
+};
 
 describe('daemon config', () => {
   test('flags override the file, defaults fill the rest', () => {
@@ -173,4 +191,25 @@ test('logs are one JSON object per line with level, time and message', () => {
   log.warn('something', { error: new Error('boom'), n: 1 });
   expect(lines).toHaveLength(1);
   expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', msg: 'something', component: 'test', error: 'boom', n: 1 });
+});
+
+describe('firewall-agent status', () => {
+  test('shows why the agent is stuck, since when, the last apply of any state, and sync counts', () => {
+    const text = formatStatus(
+      {
+        firewall: 'fw',
+        namespace: 'shoot--x',
+        state: 'disconnected',
+        lastApply: '2026-11-21T12:00:00.000Z',
+        lastApplyState: 'disconnected',
+        syncs: { full: 1, incremental: 0, failuresInARow: 0 },
+        problems: [{ source: 'watch seed/firewalls', error: 'cannot read /etc/firewall-controller/.seed-kubeconfig: ENOENT', since: '2026-11-21T12:00:01.000Z' }],
+        policies: { deployed: 0, ignored: 0, rejected: 0 },
+      },
+      '',
+    );
+    expect(text).toContain('last apply    2026-11-21T12:00:00.000Z (disconnected ruleset)');
+    expect(text).toContain('syncs         1 full, 0 incremental');
+    expect(text).toContain('problem       watch seed/firewalls: cannot read /etc/firewall-controller/.seed-kubeconfig: ENOENT (since 2026-11-21T12:00:01.000Z)');
+  });
 });
