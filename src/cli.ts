@@ -1,33 +1,47 @@
 #!/usr/bin/env node
 /**
- * firewall-agent command line: render, check and apply rulesets offline; `run` is the daemon.
- * Exit codes: 0 done, 1 check found something not deployed or nft refused, 2 unusable input.
+ * firewall-agent command line: render, check, diff and apply rulesets offline; `run` is the daemon.
+ *
+ * Exit codes (the README's "Command line" has the table):
+ *   0 done; 1 something would not be deployed, nft refused, or (diff) changes are pending;
+ *   2 unusable input or a usage error; 3 the environment cannot do it (no nft, no permission).
+ * Every error is one line on stderr; `--debug` adds the stack trace.
+ *
+ * Adding a command: write `registerX(prog: Command)` (here or in src/commands/) and add it to
+ * COMMANDS below. A command's action either returns its exit code through `commandAction` (errors it
+ * throws are classified by `exitCodeFor`) or sets process.exitCode itself.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerExplain } from './commands/explain';
+import { registerPreflight } from './commands/preflight';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createTwoFilesPatch } from 'diff';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
 import { TABLE_NAME } from './compile/compile';
 import { MODES, Mode, STATES, State, isMode, isState } from './compile/mode';
-import { compileLandscape, loadLandscape, notFullyDeployed, reportLines } from './landscape';
-import { NftCli, NftError, canonicalListing } from './nft/runner';
-import { renderTransaction } from './nft/render';
-import { InputError } from './sources/files';
-import { VERSION } from './version';
-import { Agent } from './daemon/agent';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parsePublished, parseUpstream } from './daemon/config';
 import { resolvConfUpstream } from './daemon/dns';
 import { IpRoute } from './host/iproute';
+import { CRDS } from './kube/crds';
+import { parseServiceAccount, seedRbac, seedRbacWarnings, shootRbac } from './kube/rbac';
+import { compileLandscape, loadLandscape, notFullyDeployed, reportLines } from './landscape';
+import { renderTransaction } from './nft/render';
+import { NftCli, NftError, UNPRIVILEGED_PREFIX, canonicalListing, environmentProblem } from './nft/runner';
+import { EnvironmentError, oneLine } from './report/errors';
+import { jsonLogger } from './report/log';
 import { Notifier } from './report/notify';
 import { formatStatus } from './report/summary';
-import { jsonLogger } from './report/log';
-import { CRDS } from './kube/crds';
-import { seedRbac, shootRbac } from './kube/rbac';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { stringify } from 'yaml';
+import { InputError } from './sources/files';
+import { VERSION } from './version';
 
 export const EXIT_OK = 0;
+/** Something would not be deployed, nft refused the ruleset, or (diff) the apply would change something. */
 export const EXIT_NOT_DEPLOYED = 1;
+/** Unusable input or a usage error. */
 export const EXIT_BAD_INPUT = 2;
+/** The environment cannot do it: a missing binary, missing privileges, no user namespaces. */
+export const EXIT_ENVIRONMENT = 3;
 
 interface RenderOptions {
   file: string[];
@@ -53,6 +67,17 @@ function err(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** A command body whose result is the exit code; what it throws becomes one line and a code (`exitCodeFor`). */
+export function commandAction<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    process.exitCode = await body(...args);
+  };
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
 async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: number }> {
   const landscape = await loadLandscape(opts.file, opts.state, opts.mode);
   for (const n of landscape.notes) err(`note: ${n}`);
@@ -61,21 +86,11 @@ async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: 
   return { text: renderTransaction([compiled.table]), notDeployed: notFullyDeployed(compiled.reports).length };
 }
 
-async function guarded(fn: () => Promise<number>): Promise<void> {
-  try {
-    process.exitCode = await fn();
-  } catch (e) {
-    if (e instanceof InputError) {
-      err(`error: ${e.message}`);
-      process.exitCode = EXIT_BAD_INPUT;
-    } else if (e instanceof NftError) {
-      err(`error: ${e.message}`);
-      process.exitCode = EXIT_NOT_DEPLOYED;
-    } else {
-      err(`error: ${(e as Error).stack ?? String(e)}`);
-      process.exitCode = EXIT_BAD_INPUT;
-    }
-  }
+/** The unified diff from the kernel's table to what `text` would make of it; undefined when they are the same. */
+async function kernelDiff(nft: NftCli, text: string): Promise<string | undefined> {
+  const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
+  const next = await canonicalListing(text, 'inet', TABLE_NAME);
+  return current === next ? undefined : createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
 }
 
 function withInputs(cmd: Command): Command {
@@ -85,48 +100,64 @@ function withInputs(cmd: Command): Command {
     .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode));
 }
 
-export function program(): Command {
-  const prog = new Command('firewall-agent')
-    .description('Compiles ClusterwideNetworkPolicies, Services and the Firewall into one atomic nftables ruleset')
-    .version(VERSION)
-    .showHelpAfterError();
-
+function registerRender(prog: Command): void {
   withInputs(prog.command('render').description('print the complete nft transaction for the input')).action(
-    (opts: RenderOptions) =>
-      guarded(async () => {
-        const { text } = await build(opts);
-        process.stdout.write(text);
-        return EXIT_OK;
-      }),
+    commandAction(async (opts: RenderOptions) => {
+      const { text } = await build(opts);
+      process.stdout.write(text);
+      return EXIT_OK;
+    }),
   );
+}
 
-  withInputs(prog.command('check').description('render, then validate with nft -c; exit 1 if anything is not deployed')).action(
-    (opts: RenderOptions) =>
-      guarded(async () => {
-        const { text, notDeployed } = await build(opts);
-        await new NftCli().checkText(text);
-        if (notDeployed > 0) {
-          err(`check: ${notDeployed} object(s) would not be fully deployed`);
-          return EXIT_NOT_DEPLOYED;
-        }
-        err('check: ok');
-        return EXIT_OK;
-      }),
+function registerCheck(prog: Command): void {
+  withInputs(
+    prog.command('check').description('render, then validate with nft -c (without root: in a user namespace); exit 1 if anything is not deployed'),
+  ).action(
+    commandAction(async (opts: RenderOptions) => {
+      const { text, notDeployed } = await build(opts);
+      // Without root, nft may not even read the kernel's cache; a user namespace (root there) with its
+      // own network namespace lets CI pipelines validate the ruleset against the same kernel.
+      await new NftCli(isRoot() ? [] : UNPRIVILEGED_PREFIX).checkText(text);
+      if (notDeployed > 0) {
+        err(`check: ${notDeployed} object(s) would not be fully deployed`);
+        return EXIT_NOT_DEPLOYED;
+      }
+      err('check: ok');
+      return EXIT_OK;
+    }),
   );
+}
 
+function registerDiff(prog: Command): void {
+  withInputs(
+    prog.command('diff').description("unified diff from the kernel's table to what apply would load; exit 0 no changes, 1 changes (like kubectl diff)"),
+  ).action(
+    commandAction(async (opts: RenderOptions) => {
+      const { text } = await build(opts);
+      const patch = await kernelDiff(new NftCli(), text);
+      if (patch === undefined) {
+        err('diff: no changes against the kernel');
+        return EXIT_OK;
+      }
+      process.stdout.write(patch);
+      return EXIT_NOT_DEPLOYED;
+    }),
+  );
+}
+
+function registerApply(prog: Command): void {
   withInputs(prog.command('apply').description('apply atomically in this network namespace'))
     .option('--dry-run', 'show the transaction and the diff against the kernel; change nothing')
-    .action((opts: RenderOptions & { dryRun?: boolean }) =>
-      guarded(async () => {
+    .action(
+      commandAction(async (opts: RenderOptions & { dryRun?: boolean }) => {
         const { text } = await build(opts);
         const nft = new NftCli();
         await nft.checkText(text);
         if (opts.dryRun) {
           process.stdout.write(text);
-          const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
-          const next = await canonicalListing(text, 'inet', TABLE_NAME);
-          const patch = createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
-          process.stdout.write(current === next ? '\n# no changes against the kernel\n' : `\n# diff against the kernel\n${patch}`);
+          const patch = await kernelDiff(nft, text);
+          process.stdout.write(patch === undefined ? '\n# no changes against the kernel\n' : `\n# diff against the kernel\n${patch}`);
           return EXIT_OK;
         }
         await nft.applyText(text);
@@ -139,14 +170,16 @@ export function program(): Command {
         return EXIT_OK;
       }),
     );
+}
 
+function registerStatus(prog: Command): void {
   prog
     .command('status')
     .description('a readable summary of the running agent (state, mode, last apply, policies, top counters)')
     .option('--address <host:port>', 'where the agent serves /status and /metrics', DEFAULT_METRICS_ADDRESS)
     .option('--json', 'print the raw status JSON')
-    .action((opts: { address: string; json?: boolean }) =>
-      guarded(async () => {
+    .action(
+      commandAction(async (opts: { address: string; json?: boolean }) => {
         const hp = parseHostPort(opts.address);
         if (!hp) throw new InputError(`--address ${opts.address}: must be host:port`);
         const base = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
@@ -156,51 +189,82 @@ export function program(): Command {
           status = (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
           metrics = await (await fetch(`${base}/metrics`)).text();
         } catch (e) {
-          err(`status: the agent does not answer on ${opts.address} (${(e as Error).message}); is firewall-agent.service running?`);
-          return EXIT_NOT_DEPLOYED;
+          const cause = (e as { cause?: Error }).cause;
+          throw new EnvironmentError(`status: the agent does not answer on ${opts.address} (${cause?.message ?? (e as Error).message})`, 'is firewall-agent.service running?');
         }
         process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, metrics));
         return EXIT_OK;
       }),
     );
+}
 
+function registerCrds(prog: Command): void {
   prog
     .command('crds')
     .description("print the agent's CustomResourceDefinitions (multi-document YAML), or write one file each")
     .option('--dir <dir>', 'write one file per CRD into this directory')
-    .action((opts: { dir?: string }) =>
-      guarded(async () => {
-        if (opts.dir) {
-          for (const [file, doc] of Object.entries(CRDS)) writeFileSync(path.join(opts.dir, file), stringify(doc));
-        } else {
+    .action(
+      commandAction(async (opts: { dir?: string }) => {
+        if (!opts.dir) {
           process.stdout.write(Object.values(CRDS).map((d) => stringify(d)).join('---\n'));
+          return EXIT_OK;
+        }
+        let isDir: boolean;
+        try {
+          isDir = statSync(opts.dir).isDirectory();
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? String(e);
+          throw new InputError(`crds --dir ${opts.dir}: ${code === 'ENOENT' ? 'no such directory' : `cannot use it (${code})`}`);
+        }
+        if (!isDir) throw new InputError(`crds --dir ${opts.dir}: not a directory`);
+        for (const [file, doc] of Object.entries(CRDS)) {
+          const target = path.join(opts.dir, file);
+          try {
+            writeFileSync(target, stringify(doc));
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code ?? String(e);
+            throw new EnvironmentError(`crds: cannot write ${target} (${code})`, 'choose a directory this user may write to');
+          }
         }
         return EXIT_OK;
       }),
     );
+}
 
+function registerRbac(prog: Command): void {
   prog
     .command('rbac')
     .description('print the least-privilege RBAC objects for the seed or the shoot (multi-document YAML)')
     .addOption(new Option('--cluster <cluster>', 'seed or shoot').choices(['seed', 'shoot']).makeOptionMandatory())
     .option('--namespace <ns>', 'seed: the shoot namespace holding the Firewall')
     .option('--user <name>', 'bind to this user instead of a ServiceAccount')
-    .option('--service-account <ns/name>', 'bind to this ServiceAccount', 'firewall/firewall-agent')
-    .option('--secret <name>', 'seed: a shoot-access secret the agent may read (repeatable)', collect, [])
-    .action((opts: { cluster: 'seed' | 'shoot'; namespace?: string; user?: string; serviceAccount: string; secret: string[] }) =>
-      guarded(async () => {
-        const [saNs, saName] = opts.serviceAccount.split('/');
-        const subject = opts.user
-          ? ({ kind: 'User', name: opts.user } as const)
-          : ({ kind: 'ServiceAccount', name: saName ?? 'firewall-agent', namespace: saNs } as const);
-        if (opts.cluster === 'seed' && !opts.namespace) throw new InputError('rbac --cluster seed needs --namespace');
-        const objs =
-          opts.cluster === 'seed' ? seedRbac({ namespace: opts.namespace!, subject, secretNames: opts.secret }) : shootRbac({ subject });
+    .option('--service-account <ns/name>', 'bind to this ServiceAccount (NAMESPACE/NAME)', 'firewall/firewall-agent')
+    .option('--secret <name>', "seed: a shoot-access secret the agent may read (repeatable; the two named in the Firewall's status.shootAccess)", collect, [])
+    .action(
+      commandAction(async (opts: { cluster: 'seed' | 'shoot'; namespace?: string; user?: string; serviceAccount: string; secret: string[] }) => {
+        let subject;
+        if (opts.user) {
+          subject = { kind: 'User', name: opts.user } as const;
+        } else {
+          const sa = parseServiceAccount(opts.serviceAccount);
+          if (!sa.ok) throw new InputError(`rbac --service-account ${sa.error}`);
+          subject = sa.subject;
+        }
+        let objs;
+        if (opts.cluster === 'seed') {
+          if (!opts.namespace) throw new InputError('rbac --cluster seed needs --namespace (the shoot namespace in the seed that holds the Firewall)');
+          for (const w of seedRbacWarnings({ secretNames: opts.secret })) err(`warning: rbac: ${w}`);
+          objs = seedRbac({ namespace: opts.namespace, subject, secretNames: opts.secret });
+        } else {
+          objs = shootRbac({ subject });
+        }
         process.stdout.write(objs.map((o) => stringify(o)).join('---\n'));
         return EXIT_OK;
       }),
     );
+}
 
+function registerRun(prog: Command): void {
   prog
     .command('run')
     .description('the daemon: drop until connected to seed and shoot, then enforce and report')
@@ -216,6 +280,7 @@ export function program(): Command {
     .option('--restore-last-known-good', 'at start, load the last-known-good ruleset instead of dropping until connected')
     .option('--metrics-address <host:port>', `Prometheus /metrics, /healthz, /readyz, /status (default ${DEFAULT_METRICS_ADDRESS}; "" disables)`)
     .option('--dry-run', 'render and check, never change the kernel')
+    .addOption(new Option('--log-level <level>', 'debug, info, warn or error (default info)').choices(['debug', 'info', 'warn', 'error']))
     .option('--published-metrics-address <address>', 'where the shoot scrapes metrics: node-network:PORT, host:port or "" (default node-network:9630)')
     .option('--vrf <name>', 'the VRF the agent is started in (ip vrf exec); checked at start')
     .option('--dns-port <port>', 'FQDN policies: the DNS proxy port on the node-network addresses (default 53)')
@@ -236,6 +301,7 @@ export function program(): Command {
           stateDir: opts.stateDir as string | undefined,
           restoreLastKnownGood: opts.restoreLastKnownGood === true ? true : undefined,
           metricsAddress: opts.metricsAddress as string | undefined,
+          logLevel: opts.logLevel as DaemonConfig['logLevel'] | undefined,
           dryRun: opts.dryRun === true ? true : undefined,
           dnsPort: numberFlag(opts.dnsPort),
           publishedMetricsAddress: opts.publishedMetricsAddress as string | undefined,
@@ -245,11 +311,14 @@ export function program(): Command {
           fqdnMaxTtl: numberFlag(opts.fqdnMaxTtl),
         });
       } catch (e) {
-        err(`error: ${(e as Error).message}`);
-        process.exitCode = EXIT_BAD_INPUT;
-        return;
+        // The yaml library appends " at line L, column C:" and an excerpt of the file: keep the position only.
+        throw new InputError((e as Error).message.replace(/ at line (\d+), column (\d+):[\s\S]*$/, ' (line $1, column $2)'));
       }
       const log = jsonLogger(undefined, config.logLevel);
+      // Loaded here: the daemon pulls in the Kubernetes client, which alone takes most of a second
+      // to load, and no other command needs it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Agent } = require('./daemon/agent') as typeof import('./daemon/agent');
       const agent = new Agent({
         input: config.sourceDir
           ? { sourceDir: config.sourceDir }
@@ -281,14 +350,101 @@ export function program(): Command {
       try {
         await agent.start();
       } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        // A configuration error (e.g. --source-dir that does not exist): say so, change nothing more.
-        err(`error: ${e.message}`);
+        // E.g. --source-dir that does not exist: say so in one line, release what started, stop.
         await agent.stop().catch(() => undefined);
-        process.exit(EXIT_BAD_INPUT);
+        process.exit(reportError(e, debugRequested(process.argv)));
       }
     });
+}
+
+/**
+ * Every command of the program, in the order `--help` lists them. New commands: add their
+ * `register…(prog)` here.
+ */
+const COMMANDS: readonly ((prog: Command) => void)[] = [
+  registerRender,
+  registerCheck,
+  registerDiff,
+  registerApply,
+  registerStatus,
+  registerCrds,
+  registerRbac,
+  registerExplain,
+  registerPreflight,
+  registerRun,
+];
+
+export function program(): Command {
+  const prog = new Command('firewall-agent')
+    .description('Compiles ClusterwideNetworkPolicies, Services and the Firewall into one atomic nftables ruleset')
+    .version(VERSION)
+    .option('--debug', 'print the stack trace of an error')
+    // Commander's own errors (unknown option, bad argument) are usage errors: one line, exit 2 (see
+    // main). Both settings are inherited by every command added below.
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`${str.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')} (see --help)\n`) });
+  for (const register of COMMANDS) register(prog);
   return prog;
+}
+
+function debugRequested(argv: readonly string[]): boolean {
+  return argv.slice(2).includes('--debug');
+}
+
+/** A file-system or system-call error from Node (`ENOENT: no such file or directory, open '…'`). */
+function isErrno(e: unknown): e is NodeJS.ErrnoException {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return e instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+/** The exit code for an error a command threw. */
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
+  if (e instanceof EnvironmentError || environmentProblem(e)) return EXIT_ENVIRONMENT;
+  if (e instanceof NftError) return EXIT_NOT_DEPLOYED;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC') return EXIT_ENVIRONMENT;
+  return EXIT_BAD_INPUT;
+}
+
+/** nft's complaint in one line: its error lines, and where in the transaction (as `render` prints it). */
+function nftRefusal(e: NftError): string {
+  const lines = e.result.stderr.split('\n').filter((l) => l.trim() !== '');
+  const errors = lines.filter((l) => /Error:/.test(l));
+  const first = errors[0] ?? lines[0] ?? `exit ${e.result.code}`;
+  const at = /^\/dev\/stdin:(\d+):/.exec(first);
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  const where = at ? ` [line ${at[1]} of the transaction that render prints]` : '';
+  return `nft ${e.operation} refused the ruleset: ${first.replace(/^\/dev\/stdin:[\d:-]+\s*/, '')}${where}${more}`;
+}
+
+/** Prints an error as one line (plus the stack with --debug) and returns its exit code. */
+export function reportError(e: unknown, debug: boolean): number {
+  const code = exitCodeFor(e);
+  if (e instanceof CommanderError) return code; // commander has printed it (outputError)
+  const env = e instanceof EnvironmentError ? e : environmentProblem(e);
+  let line: string;
+  if (env) line = `${oneLine(env.message)}; hint: ${env.hint}`;
+  else if (e instanceof NftError) line = nftRefusal(e);
+  else if (e instanceof InputError) line = oneLine(e.message);
+  else if (isErrno(e)) line = `${oneLine(e.message)}${code === EXIT_ENVIRONMENT ? '; hint: check the permissions and space of that path' : ''}`;
+  else line = `internal error: ${oneLine(e instanceof Error ? e.message : String(e))}${debug ? '' : ' (--debug shows the stack trace)'}`;
+  err(`error: ${line}`);
+  if (debug) {
+    if (e instanceof NftError) err(e.result.stderr.trimEnd());
+    if (e instanceof Error && e.stack) err(e.stack);
+  }
+  return code;
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  try {
+    await program().parseAsync([...argv]);
+    return Number(process.exitCode ?? EXIT_OK);
+  } catch (e) {
+    return reportError(e, debugRequested(argv));
+  }
 }
 
 /** A numeric flag as given; loadConfig checks the range (NaN included). */
@@ -306,8 +462,7 @@ function systemResolver(): { host: string; port: number } | undefined {
 }
 
 if (require.main === module) {
-  program().parseAsync(process.argv).catch((e: unknown) => {
-    err(`error: ${String(e)}`);
-    process.exitCode = EXIT_BAD_INPUT;
+  void main().then((code) => {
+    process.exitCode = code;
   });
 }

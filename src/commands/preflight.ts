@@ -9,10 +9,9 @@
  * be reached or refuses the request (network, TLS, authentication, authorization, timeout).
  */
 import { Command, CommanderError } from 'commander';
-import { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { SeedApi, ShootApi, isNotFound } from '../kube/api';
-import { LoadedKubeconfig, loadKubeconfigFile } from '../kube/kubeconfig';
-import { readShootAccess, shootKubeconfigFromSeed } from '../kube/shootaccess';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { SeedApi } from '../kube/api';
+import type { LoadedKubeconfig } from '../kube/kubeconfig';
 import { Obj } from '../model/fields';
 import { formatPreflight, preflight, preflightExitCode, preflightJson } from '../preflight';
 import { errorMessage } from '../report/errors';
@@ -74,7 +73,7 @@ class Calls {
       return await Promise.race([fn(), deadline]);
     } catch (err) {
       if (err instanceof UnreachableError) throw err;
-      if (isNotFound(err)) throw err; // the caller decides what a 404 means
+      if (notFound(err)) throw err; // the caller decides what a 404 means
       const http = typeof (err as { code?: unknown })?.code === 'number';
       throw new UnreachableError(
         http ? `cannot ${what} in the ${cluster} (${server}): ${apiErrorText(err)}` : `cannot reach the ${cluster} API server ${server}: ${apiErrorText(err)}`,
@@ -85,9 +84,27 @@ class Calls {
   }
 }
 
+/** 404 from the API server (as kube/api.ts's isNotFound, without loading the client). */
+function notFound(err: unknown): boolean {
+  const e = err as { code?: number; statusCode?: number } | undefined;
+  return e?.code === 404 || e?.statusCode === 404;
+}
+
+/**
+ * The Kubernetes client is loaded only when preflight reads a cluster: the other commands (and
+ * tests of the command line) need not load it.
+ */
+function kube(): typeof import('../kube/api') & typeof import('../kube/kubeconfig') & typeof import('../kube/shootaccess') {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const api = require('../kube/api') as typeof import('../kube/api');
+  const kc = require('../kube/kubeconfig') as typeof import('../kube/kubeconfig');
+  const access = require('../kube/shootaccess') as typeof import('../kube/shootaccess');
+  return { ...api, ...kc, ...access };
+}
+
 async function kubeconfig(file: string, which: string): Promise<LoadedKubeconfig> {
   try {
-    return await loadKubeconfigFile(file);
+    return await kube().loadKubeconfigFile(file);
   } catch (err) {
     throw new InputError(`cannot use the ${which} kubeconfig ${file}: ${errorMessage(err).split('\n')[0]}`);
   }
@@ -106,6 +123,7 @@ interface Loaded {
 }
 
 async function loadClusters(opts: PreflightOptions, calls: Calls, withFiles: boolean): Promise<Loaded> {
+  const { SeedApi, ShootApi, readShootAccess, shootKubeconfigFromSeed } = kube();
   const out: Loaded = { firewalls: [], policies: [], services: [], notes: [] };
   let firewall: Obj | undefined;
   let seed: { loaded: LoadedKubeconfig; api: SeedApi } | undefined;
@@ -119,7 +137,7 @@ async function loadClusters(opts: PreflightOptions, calls: Calls, withFiles: boo
     try {
       list = await calls.run('seed', loaded, `read Firewall ${ns}/${name}`, () => api.listFirewalls(ns, name));
     } catch (err) {
-      if (isNotFound(err)) throw new InputError(`the seed (${loaded.kc.getCurrentCluster()?.server}) serves no Firewall resource (firewall.metal-stack.io/v2) in namespace ${ns}`);
+      if (notFound(err)) throw new InputError(`the seed (${loaded.kc.getCurrentCluster()?.server}) serves no Firewall resource (firewall.metal-stack.io/v2) in namespace ${ns}`);
       throw err;
     }
     const fw = list.items.find((f) => f.metadata?.name === name);
@@ -149,7 +167,7 @@ async function loadClusters(opts: PreflightOptions, calls: Calls, withFiles: boo
     const policies = await calls.run('shoot', shoot, 'list ClusterwideNetworkPolicies', () => api.listPolicies());
     policies.items.forEach((p, i) => out.policies.push(item(p, 'shoot', `policy#${i}`)));
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!notFound(err)) throw err;
     out.notes.push('the shoot serves no ClusterwideNetworkPolicy resource (metal-stack.io/v1): no policies');
   }
   const services = await calls.run('shoot', shoot, 'list Services', () => api.listServices());

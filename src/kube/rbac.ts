@@ -5,6 +5,7 @@
  * - shoot: watch policies and Services, write policy status, record events, manage its
  *   FirewallMonitor in namespace `firewall`.
  */
+import { isDns1123Label, isDns1123Subdomain } from '../model/names';
 
 export interface Subject {
   readonly kind: 'ServiceAccount' | 'User';
@@ -13,6 +14,31 @@ export interface Subject {
 }
 
 type Obj = Record<string, unknown>;
+
+/** A ServiceAccount given as `namespace/name`; both parts must be Kubernetes names (DNS-1123 labels / subdomains). */
+export function parseServiceAccount(text: string): { ok: true; subject: Subject } | { ok: false; error: string } {
+  const parts = text.split('/');
+  const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+  if (parts.length !== 2) return { ok: false, error: `${shown} must be NAMESPACE/NAME, e.g. firewall/firewall-agent` };
+  const [namespace, name] = parts as [string, string];
+  if (!isDns1123Label(namespace)) return { ok: false, error: `${shown}: namespace ${JSON.stringify(namespace)} is not a valid namespace name` };
+  if (!isDns1123Subdomain(name)) return { ok: false, error: `${shown}: ${JSON.stringify(name)} is not a valid ServiceAccount name` };
+  return { ok: true, subject: { kind: 'ServiceAccount', name, namespace } };
+}
+
+/**
+ * What the seed objects cannot do as asked, for stderr. Without secret names the agent cannot read
+ * the shoot access that the Firewall's status.shootAccess names (its default way to reach the
+ * shoot), so it needs a shoot kubeconfig file (`--shoot-kubeconfig`).
+ */
+export function seedRbacWarnings(opts: { secretNames?: readonly string[] }): string[] {
+  if (opts.secretNames && opts.secretNames.length > 0) return [];
+  return [
+    'no --secret given: the agent may not read the shoot-access secrets that the Firewall\'s status.shootAccess names ' +
+      '(genericKubeconfigSecretName, tokenSecretName), its default way to reach the shoot; give both with --secret, ' +
+      'or run the agent with --shoot-kubeconfig',
+  ];
+}
 
 function subjects(s: Subject): Obj[] {
   return [s.kind === 'ServiceAccount' ? { kind: s.kind, name: s.name, namespace: s.namespace } : { kind: s.kind, name: s.name, apiGroup: 'rbac.authorization.k8s.io' }];

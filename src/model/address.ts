@@ -66,10 +66,44 @@ export function parseAddress(text: unknown): ParseResult<IpAddress> {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
     return { ok: true, value: { family: 4, value: bytesToBigint(ipaddr.IPv4.parse(text).toByteArray()) } };
   }
-  if (text.includes(':') && ipaddr.IPv6.isValid(text)) {
-    return { ok: true, value: { family: 6, value: bytesToBigint(ipaddr.IPv6.parse(text).toByteArray()) } };
-  }
+  if (text.includes(':')) return parseIpv6(text);
   return { ok: false, error: `${describe(text)} is not an IP address` };
+}
+
+/**
+ * IPv6, including the dotted-quad forms (`64:ff9b::192.0.2.1`, `::ffff:192.0.2.1`), always as
+ * exactly the address the text says (RFC 4291 2.2).
+ *
+ * ipaddr.js reads `::a.b.c.d` as the IPv4-mapped `::ffff:a.b.c.d`, a different address, so the
+ * dotted quad is converted to two hex groups here before ipaddr.js sees the text. The
+ * IPv4-compatible form itself (`::a.b.c.d`, upper 96 bits zero) is refused: it is deprecated (RFC
+ * 4291 2.5.5.1), never appears in packets, and tools disagree on what it means; whoever writes it
+ * almost certainly means the IPv4 address or the IPv4-mapped one, and a rule or `except` silently
+ * matching neither (an except that excludes nothing widens the policy) is worse than a clear
+ * rejection naming both forms. The same address written in hex (`::cb00:710b`) is unambiguous and
+ * accepted.
+ */
+function parseIpv6(text: string): ParseResult<IpAddress> {
+  const dotted = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  let hex = text;
+  if (dotted) {
+    const v4 = dotted[2]!;
+    if (!ipaddr.IPv4.isValidFourPartDecimal(v4)) return { ok: false, error: `${describe(text)} is not an IP address` };
+    const b = ipaddr.IPv4.parse(v4).toByteArray();
+    hex = `${dotted[1]}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  if (!ipaddr.IPv6.isValid(hex) || /[.%]/.test(hex)) return { ok: false, error: `${describe(text)} is not an IP address` };
+  const value = bytesToBigint(ipaddr.IPv6.parse(hex).toByteArray());
+  if (dotted && value >> 32n === 0n) {
+    const v4 = dotted[2]!;
+    return {
+      ok: false,
+      error:
+        `${describe(text)} is an IPv4-compatible IPv6 address (deprecated, RFC 4291 2.5.5.1); ` +
+        `write ${v4} for the IPv4 address or ::ffff:${v4} for the IPv4-mapped IPv6 address`,
+    };
+  }
+  return { ok: true, value: { family: 6, value } };
 }
 
 function hostMask(family: Family, length: number): bigint {

@@ -4,6 +4,8 @@
  * tools aim at another network namespace.
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { EnvironmentError, oneLine } from '../report/errors';
 import { NftBaseChain, TableRef } from './ruleset';
 import { transactionText } from './serialize';
 import { TableStats, parseTableStats } from './stats';
@@ -17,19 +19,26 @@ export interface ExecResult {
 
 export function exec(argv: readonly string[], stdin?: string, timeoutMs = 120_000): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Our own timer rather than spawn's `timeout`: that one is not cleared when the binary cannot be
+    // started (ENOENT), which kept the CLI alive for two minutes after saying so.
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
       resolve({
         code: code ?? (signal ? 128 : 1),
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8') + (signal ? `killed by ${signal}\n` : ''),
-      }),
-    );
+      });
+    });
     child.stdin.on('error', () => undefined); // the child may exit before reading everything
     child.stdin.end(stdin ?? '');
   });
@@ -42,6 +51,47 @@ export class NftError extends Error {
   ) {
     super(`nft ${operation} failed (exit ${result.code}): ${result.stderr.trim().split('\n').slice(0, 8).join('\n')}`);
   }
+}
+
+/** How to run `nft -c` without root: in a new user namespace (mapped to root there) with its own network namespace. */
+export const UNPRIVILEGED_PREFIX: readonly string[] = ['unshare', '--map-root-user', '--net', '--'];
+
+const INSTALL_HINTS: Record<string, string> = {
+  nft: 'install nftables (Debian: apt-get install nftables)',
+  unshare: 'install util-linux (Debian: apt-get install util-linux)',
+  ip: 'install iproute2 (Debian: apt-get install iproute2)',
+};
+
+/**
+ * When a failed nft run (or the wrapper around it) shows that the environment is the problem and not
+ * the ruleset: a missing binary, missing privileges, user namespaces that may not be created.
+ * Undefined for everything else (nft refusing the ruleset, input errors, bugs).
+ */
+export function environmentProblem(e: unknown): EnvironmentError | undefined {
+  // Not `instanceof Error`: errors from Node's core may come from another realm (as under jest).
+  const errno = (typeof e === 'object' && e !== null ? e : {}) as NodeJS.ErrnoException & { path?: string };
+  const spawning = typeof errno.syscall === 'string' && errno.syscall.startsWith('spawn');
+  if (spawning && errno.code === 'ENOENT') {
+    const bin = errno.path ?? errno.syscall!.slice('spawn '.length);
+    return new EnvironmentError(`${bin}: command not found`, INSTALL_HINTS[path.basename(bin)] ?? `install ${bin}`);
+  }
+  if (spawning && (errno.code === 'EACCES' || errno.code === 'EPERM')) {
+    return new EnvironmentError(`${errno.path ?? errno.syscall}: cannot execute (${errno.code})`, 'check the file and its permissions');
+  }
+  if (!(e instanceof NftError)) return undefined;
+  const stderr = e.result.stderr;
+  const unshare = /^unshare: .*$/m.exec(stderr);
+  if (unshare) {
+    return new EnvironmentError(
+      `nft ${e.operation}: cannot create a user and network namespace (${unshare[0]})`,
+      'user namespaces are not available to this user (user.max_user_namespaces, kernel.unprivileged_userns_clone or ' +
+        'kernel.apparmor_restrict_unprivileged_userns); run as root instead',
+    );
+  }
+  if (/Operation not permitted/.test(stderr)) {
+    return new EnvironmentError(`nft ${e.operation}: ${oneLine(stderr, 200)}`, 'this needs root (CAP_NET_ADMIN); `check` also works without root');
+  }
+  return undefined;
 }
 
 export interface ListOptions {

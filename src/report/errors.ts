@@ -12,3 +12,27 @@ export function errorMessage(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * The environment cannot do what was asked (a missing binary, missing privileges, user namespaces
+ * disabled), as opposed to unusable input. `hint` is one short sentence saying what would help.
+ * The CLI exits 3 on it.
+ */
+export class EnvironmentError extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Several lines (a tool's stderr, a wrapped message) as one: lines joined with " | ", blanks dropped. */
+export function oneLine(text: string, maxLength = 600): string {
+  const joined = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' | ');
+  return joined.length > maxLength ? `${joined.slice(0, maxLength)}…` : joined;
+}

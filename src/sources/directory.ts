@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { FSWatcher, Stats, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { Logger } from '../report/log';
-import { InputError, SourceObject, flatten, parseDocuments } from './files';
+import { InputError, SourceObject, flatten, parseDocuments, MAX_FILE_BYTES } from './files';
 import { InputProblem, Snapshot, SnapshotObject, Source, SourceHealth, snapshotOf } from './source';
 
 export interface DirectorySourceOptions {
@@ -22,8 +22,6 @@ export interface DirectorySourceOptions {
   readonly settleMs?: number;
 }
 
-/** Same limit as `render -f` (files.ts). */
-const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 /** Editors and `kubectl cp` write in bursts: one rescan shortly after the first event covers them. */
 const COALESCE_MS = 40;

@@ -95,19 +95,30 @@ describe('systemd units', () => {
     expect(boot).toMatch(/nft -f \/var\/lib\/firewall-agent\/disconnected\.nft/);
     const svc = readFileSync(path.join(ROOT, 'systemd/firewall-agent.service'), 'utf8');
     for (const line of [
+      'StartLimitIntervalSec=0',
       'Type=notify',
       'Restart=always',
       'WatchdogSec=30s',
-      'CapabilityBoundingSet=CAP_NET_ADMIN',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE',
       'NoNewPrivileges=yes',
+      'UMask=0077',
       'ProtectSystem=strict',
       'ReadWritePaths=/var/lib/firewall-agent',
+      'ProtectKernelTunables=yes',
+      'ProtectProc=ptraceable',
+      'SystemCallFilter=@system-service',
+      'SystemCallFilter=~@privileged @resources',
+      'SystemCallErrorNumber=EPERM',
       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
     ]) {
       expect(svc).toContain(`\n${line}\n`);
     }
-    expect(svc).not.toMatch(/^MemoryDenyWriteExecute/m);
+    expect(svc.indexOf('StartLimitIntervalSec=0')).toBeLessThan(svc.indexOf('[Service]')); // a [Unit] setting
+    expect(svc).not.toMatch(/^MemoryDenyWriteExecute/m); // sandbox.test.ts: V8 dies with it
     expect(svc).not.toMatch(/^ExecStop/m);
+    for (const line of ['CapabilityBoundingSet=CAP_NET_ADMIN', 'ProtectKernelTunables=yes', 'MemoryDenyWriteExecute=yes', 'SystemCallFilter=@system-service', 'UMask=0077']) {
+      expect(boot).toContain(`\n${line}\n`);
+    }
   });
 });
 

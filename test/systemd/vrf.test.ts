@@ -1,8 +1,9 @@
 /**
  * The agent in a VRF: `install.sh --vrf NAME` writes the drop-in that starts it with `ip vrf exec`
- * and relaxes only what that needs. This kernel has no VRF support, so `ip vrf exec` itself is not
- * run: the rendered drop-in, `systemd-analyze verify` and `systemd-analyze security` (which merges
- * unit and drop-in) are checked instead; README "The agent in a VRF" says how to check a firewall.
+ * and relaxes only what that needs. This kernel has no VRF support, so `ip vrf exec NAME` itself
+ * cannot run: here the rendered drop-in, `systemd-analyze verify` and `systemd-analyze security`
+ * (which merges unit and drop-in) are checked; sandbox.test.ts runs the drop-in under systemd with
+ * `ip vrf exec default` and ip's BPF steps; README "In a VRF" says how to check a firewall.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,12 +95,15 @@ describe('install.sh --vrf: the agent in a VRF', () => {
       'CapabilityBoundingSet=CAP_BPF',
       'AmbientCapabilities=CAP_BPF',
       'ProtectControlGroups=no',
+      'SystemCallFilter=bpf',
     ]);
     // the unit itself stays as strict as packaged
     expect(readFileSync(path.join(root, UNIT), 'utf8')).toBe(packagedUnit);
     expect(settings(packagedUnit)).toContain('ProtectControlGroups=yes');
-    expect(settings(packagedUnit)).toContain('CapabilityBoundingSet=CAP_NET_ADMIN');
-    expect(settings(packagedUnit).some((l) => l.startsWith('SystemCallFilter='))).toBe(false); // bpf() must stay allowed
+    expect(settings(packagedUnit)).toContain('CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE');
+    // the unit's filter has no bpf(): the drop-in adds it back (allow-list entries after it add to it)
+    expect(settings(packagedUnit).filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources']);
+    expect((await exec(['systemd-analyze', 'syscall-filter', '@system-service'])).stdout).not.toMatch(/^\s+bpf$/m);
   });
 
   test('systemd-analyze verify accepts the units with the drop-in', async () => {
@@ -117,15 +121,29 @@ describe('install.sh --vrf: the agent in a VRF', () => {
     expect(r.stdout + r.stderr).toMatch(/more than one ExecStart/i);
   });
 
-  test('merged by systemd, the drop-in changes exactly ProtectControlGroups and CAP_BPF', async () => {
+  test('merged by systemd, the drop-in changes exactly ProtectControlGroups, CAP_BPF and the filter (for bpf)', async () => {
     const plain = await security(await analyzableRoot());
     const inVrf = await security(await analyzableRoot('--vrf', VRF));
     expect([...inVrf.keys()].sort()).toEqual([...plain.keys()].sort());
     const changed = [...inVrf.values()].filter((c) => JSON.stringify(c) !== JSON.stringify(plain.get(c.name))).map((c) => c.name);
-    expect(changed.sort()).toEqual(['CapabilityBoundingSet=~CAP_BPF', 'ProtectControlGroups=']);
+    expect(changed.sort()).toEqual(['CapabilityBoundingSet=~CAP_BPF', 'ProtectControlGroups=', 'SystemCallFilter=~@privileged']);
     expect(plain.get('ProtectControlGroups=')!.set).toBe(true);
     expect(inVrf.get('ProtectControlGroups=')!.set).toBe(false);
     expect(inVrf.get('CapabilityBoundingSet=~CAP_SYS_ADMIN')!.set).toBe(true); // not CAP_SYS_ADMIN
+  });
+
+  test('systemd-analyze security rates the units as README "Units" says', async () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const claim = /rates\s+`firewall-agent\.service`\s+([\d.]+)\s+\(was\s+[\d.]+\),\s+with\s+the\s+VRF\s+drop-in\s+([\d.]+)\s+\(was\s+[\d.]+\),\s+and\s+`firewall-agent-boot\.service`\s+([\d.]+)/.exec(readme);
+    expect(claim).not.toBeNull();
+    const overall = async (root: string, unit: string) => {
+      const r = await exec(['systemd-analyze', 'security', '--offline=yes', `--root=${root}`, unit]);
+      return /Overall exposure level for \S+: ([\d.]+)/.exec(r.stdout + r.stderr)![1];
+    };
+    const plain = await analyzableRoot();
+    expect(await overall(plain, 'firewall-agent.service')).toBe(claim![1]);
+    expect(await overall(await analyzableRoot('--vrf', VRF), 'firewall-agent.service')).toBe(claim![2]);
+    expect(await overall(plain, 'firewall-agent-boot.service')).toBe(claim![3]);
   });
 
   test('a reinstall without --vrf keeps the drop-in (a rollback stays in the VRF); --no-vrf removes it', async () => {

@@ -1,4 +1,4 @@
-import { formatPrefix, formatRange, parseAddress, parsePrefix, prefixContains, rangeAsPrefix } from '../../src/model/address';
+import { formatAddress, formatPrefix, formatRange, parseAddress, parsePrefix, prefixContains, rangeAsPrefix } from '../../src/model/address';
 import { covers, fromPrefixes, normalize, subtract } from '../../src/model/rangeset';
 
 function prefix(s: string) {
@@ -17,6 +17,55 @@ describe('parseAddress', () => {
       expect(parseAddress(s).ok).toBe(false);
     },
   );
+});
+
+describe('IPv4 embedded in IPv6 (dotted-quad forms)', () => {
+  const fmt = (s: string): string => {
+    const r = parseAddress(s);
+    if (!r.ok) throw new Error(r.error);
+    return formatAddress(r.value);
+  };
+
+  test.each([
+    ['::ffff:203.0.113.11', '::ffff:cb00:710b'],
+    ['::FFFF:203.0.113.11', '::ffff:cb00:710b'],
+    ['64:ff9b::203.0.113.11', '64:ff9b::cb00:710b'],
+    ['::ffff:0:203.0.113.11', '::ffff:0:cb00:710b'],
+    ['1:2:3:4:5:6:203.0.113.11', '1:2:3:4:5:6:cb00:710b'],
+    ['::cb00:710b', '::cb00:710b'],
+  ])('%s is exactly %s', (text, exact) => {
+    expect(fmt(text)).toBe(exact);
+    // and the same value as the hex spelling
+    expect(parseAddress(text)).toEqual(parseAddress(exact));
+  });
+
+  test.each(['::203.0.113.11', '0:0:0:0:0:0:203.0.113.11', '0::203.0.113.11', '::0.0.0.1'])(
+    'the deprecated IPv4-compatible form %s is refused with the two forms meant instead',
+    (text) => {
+      const r = parseAddress(text);
+      expect(r.ok).toBe(false);
+      const v4 = text.slice(text.lastIndexOf(':') + 1);
+      if (!r.ok) {
+        expect(r.error).toContain('is an IPv4-compatible IPv6 address (deprecated, RFC 4291 2.5.5.1)');
+        expect(r.error).toContain(`write ${v4} for the IPv4 address or ::ffff:${v4} for the IPv4-mapped IPv6 address`);
+      }
+    },
+  );
+
+  test.each(['::ffff:203.0.113.256', '::ffff:203.0.113', '::ffff:203.0.113.011', '1:2:3:4:5:6:7:203.0.113.11', '203.0.113.11::', '::ffff:203.0.113.11%eth0'])('rejects %s', (text) => {
+    expect(parseAddress(text).ok).toBe(false);
+  });
+
+  test('prefixes: the mapped form is exact, the compatible form is refused', () => {
+    expect(formatPrefix(prefix('::ffff:203.0.113.11/128'))).toBe('::ffff:cb00:710b/128');
+    expect(formatPrefix(prefix('::ffff:203.0.113.0/120'))).toBe('::ffff:cb00:7100/120');
+    expect(formatPrefix(prefix('::ffff:0.0.0.0/96'))).toBe('::ffff:0:0/96');
+    const compat = parsePrefix('::203.0.113.11/128');
+    expect(compat.ok).toBe(false);
+    if (!compat.ok) expect(compat.error).toMatch(/^"::203.0.113.11\/128" is not a CIDR: "::203.0.113.11" is an IPv4-compatible IPv6 address/);
+    // never silently re-printed as the IPv4-mapped address (the old behaviour)
+    expect(JSON.stringify(compat)).not.toContain('::ffff:cb00:710b');
+  });
 });
 
 describe('parsePrefix', () => {
