@@ -118,3 +118,18 @@ export function serviceReports(inputs: readonly ServiceResult[], mode: Mode, fw:
   services.sort((a, b) => (formatRef(a.svc.ref) < formatRef(b.svc.ref) ? -1 : 1));
   return { services, reports };
 }
+
+export type OutcomeCounts = Record<Outcome, number>;
+
+export function countOutcomes(reports: readonly ObjectReport[]): OutcomeCounts {
+  const out = { deployed: 0, ignored: 0, rejected: 0 };
+  for (const r of reports) out[r.outcome]++;
+  return out;
+}
+
+export function countByKind(reports: readonly ObjectReport[]): Record<ObjectKind, OutcomeCounts> {
+  return {
+    ClusterwideNetworkPolicy: countOutcomes(reports.filter((r) => r.kind === 'ClusterwideNetworkPolicy')),
+    Service: countOutcomes(reports.filter((r) => r.kind === 'Service')),
+  };
+}

@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import { CompileCache, Compiled, ObjectReport, TABLE_NAME, compile } from '../compile/compile';
 import { Mode, resolveMode } from '../compile/mode';
 import { ParseCache, buildInput } from '../landscape';
-import { Nft, exec } from '../nft/runner';
+import { Nft } from '../nft/runner';
 import { TableStats } from '../nft/stats';
 import { startHttp } from '../report/http';
 import { Logger } from '../report/log';
@@ -27,13 +27,15 @@ import { DnsService } from './dns';
 import { FqdnLimits } from '../dns/fqdn-state';
 import type { Upstream } from '../dns/proxy';
 import { dnsMetrics } from '../report/dns-metrics';
-import { MetricsPublisher } from '../report/publish';
+import { MetricsPublisher, publishTarget } from '../report/publish';
 import { AddressOps } from '../host/iproute';
 import { AddressReconcileResult, AddressReconciler } from '../host/reconcile';
-import { Counter, Gauge } from 'prom-client';
+import { addressMetrics } from '../report/address-metrics';
+import { currentVrf } from '../host/vrf';
+import { countByKind, countOutcomes } from '../compile/reports';
+import { Problem, Problems } from '../report/problems';
 import { PublishedAddress } from './config';
 import { FirewallConfig } from '../model/firewall';
-import { IpAddress, parseAddress } from '../model/address';
 
 export interface ClusterInput {
   readonly seedKubeconfig: string;
@@ -80,7 +82,7 @@ export class Agent {
   private readonly publisher: MetricsPublisher;
   private readonly addresses: AddressReconciler | undefined;
   private firewall: FirewallConfig | undefined;
-  private problemSince = new Map<string, number>();
+  private readonly problemLog = new Problems();
   private readonly syncCounts = { full: 0, incremental: 0 };
   private lastApplyState: 'connected' | 'disconnected' | undefined;
   private readonly writeback: WriteBack | undefined;
@@ -170,14 +172,7 @@ export class Agent {
     });
     const cluster = this.source instanceof ClusterSource ? this.source : undefined;
     this.addresses = opts.ip && new AddressReconciler({ ip: opts.ip, stateDir: opts.stateDir, dryRun: opts.dryRun, log: this.log });
-    const addressErrors = new Gauge({ name: 'firewall_agent_address_errors', help: 'Failures of the last SNAT address reconcile (interfaces, addresses)', registers: [this.metrics.registry] });
-    const addressChanges = new Counter({ name: 'firewall_agent_address_changes_total', help: 'SNAT addresses added to or removed from interfaces', labelNames: ['action'], registers: [this.metrics.registry] });
-    for (const action of ['added', 'removed']) addressChanges.inc({ action }, 0);
-    this.addressReport = (r) => {
-      addressErrors.set(r.errors.length);
-      if (r.added > 0) addressChanges.inc({ action: 'added' }, r.added);
-      if (r.removed > 0) addressChanges.inc({ action: 'removed' }, r.removed);
-    };
+    this.addressReport = addressMetrics(this.metrics.registry);
     this.publisher = new MetricsPublisher({
       source: cluster,
       http: { registry: this.metrics.registry, healthy: () => this.healthy(), ready: () => this.ready() },
@@ -327,27 +322,16 @@ export class Agent {
   }
 
   /** What is wrong now, per source, and since when (status; `firewall-agent status`). */
-  private problems(): { source: string; error: string; since: string }[] {
-    const now: [string, string | undefined][] = [
+  private problems(): Problem[] {
+    return this.problemLog.update([
       ['sync', this.loop.lastError],
       ['input', this.waitReason],
-      ...this.source.health().map((w): [string, string | undefined] => [`watch ${w.name}`, w.lastError]),
-      ...this.source.problems().map((p): [string, string | undefined] => [`file ${p.origin}`, p.error]),
+      ...this.source.health().map((w) => [`watch ${w.name}`, w.lastError] as const),
+      ...this.source.problems().map((p) => [`file ${p.origin}`, p.error] as const),
       ['dns', this.dns.problem],
       ['published metrics', this.publisher.problem],
       ['addresses', this.addresses?.lastErrors.join('; ') || undefined],
-    ];
-    const seen = new Map<string, number>();
-    const out: { source: string; error: string; since: string }[] = [];
-    for (const [source, error] of now) {
-      if (!error) continue;
-      const key = `${source}\0${error}`;
-      const since = this.problemSince.get(key) ?? Date.now();
-      seen.set(key, since);
-      out.push({ source, error, since: new Date(since).toISOString() });
-    }
-    this.problemSince = seen;
-    return out;
+    ]);
   }
 
   private wait(reason: string, log: () => void): Desired {
@@ -380,7 +364,7 @@ export class Agent {
     const mode = resolveMode(this.opts.mode, fw);
     const dryRun = (this.opts.dryRun ?? false) || fw.dryRun;
     this.firewall = fw;
-    const pub = this.publishTarget(fw);
+    const pub = this.opts.publish && publishTarget(this.opts.publish, fw);
     if (pub) void this.publisher.set(pub.addresses, pub.port);
     const compiled = compile({ ...built.input, dnsProxy: this.dns.address(fw), metricsPort: pub?.port });
     this.dns.reconcile(fw, compiled.fqdn.length > 0 && !dryRun, () => this.loop.request());
@@ -409,20 +393,11 @@ export class Agent {
 
   /** Started outside its VRF, the agent may never reach the seed: say so plainly, once. */
   private async checkVrf(vrf: string): Promise<void> {
-    const r = await exec(['ip', 'vrf', 'identify', String(process.pid)], undefined, 5000).catch((e: unknown) => ({ code: 1, stdout: '', stderr: String(e) }));
-    const current = r.stdout.trim();
-    if (r.code === 0 && current === vrf) this.log.info('running in VRF', { vrf });
-    else this.log.error('not running in the configured VRF; the seed may be unreachable (start with `ip vrf exec`, see README)', { vrf, current: current || undefined, error: r.code !== 0 ? r.stderr.trim() : undefined });
+    const r = await currentVrf();
+    if (r.vrf === vrf) this.log.info('running in VRF', { vrf });
+    else this.log.error('not running in the configured VRF; the seed may be unreachable (start with `ip vrf exec`, see README)', { vrf, current: r.vrf, error: r.error });
   }
 
-  /** The published metrics addresses for this Firewall (the node network's, or the one configured). */
-  private publishTarget(fw: FirewallConfig): { addresses: readonly IpAddress[]; port: number } | undefined {
-    const p = this.opts.publish;
-    if (!p) return undefined;
-    if (p.kind === 'node-network') return { addresses: fw.nodeNetwork.ips, port: p.port };
-    const a = parseAddress(p.host);
-    return a.ok ? { addresses: [a.value], port: p.port } : undefined;
-  }
 
   /** Policy status (with what FQDN selectors resolved to); events only after a sync run. */
   private reportStatus(events: boolean): void {
@@ -442,17 +417,4 @@ export class Agent {
     if (err) return `error: ${err}`;
     return `${this.state}${this.stale ? ' (stale: lost contact, enforcing the last applied ruleset)' : ''}${this.opts.dryRun ? ' (dry run)' : ''}`;
   }
-}
-
-function countOutcomes(reports: readonly ObjectReport[]): Record<'deployed' | 'ignored' | 'rejected', number> {
-  const out = { deployed: 0, ignored: 0, rejected: 0 };
-  for (const r of reports) out[r.outcome]++;
-  return out;
-}
-
-function countByKind(reports: readonly ObjectReport[]): Record<ObjectReport['kind'], Record<'deployed' | 'ignored' | 'rejected', number>> {
-  return {
-    ClusterwideNetworkPolicy: countOutcomes(reports.filter((r) => r.kind === 'ClusterwideNetworkPolicy')),
-    Service: countOutcomes(reports.filter((r) => r.kind === 'Service')),
-  };
 }

@@ -8,12 +8,21 @@
  */
 import type { Server } from 'node:http';
 import type { V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
-import { IpAddress, formatAddress } from '../model/address';
+import { IpAddress, formatAddress, parseAddress } from '../model/address';
+import type { PublishedAddress } from '../daemon/config';
+import { FirewallConfig } from '../model/firewall';
 import { POLICY_NAMESPACE } from '../model/cwnp';
 import type { Published } from '../kube/api';
 import type { ClusterSource } from '../sources/cluster';
 import { HttpSources, startHttp } from './http';
 import { Logger } from './log';
+
+/** The published metrics addresses for a Firewall: its node network's, or the one configured. */
+export function publishTarget(p: PublishedAddress, fw: FirewallConfig): { addresses: readonly IpAddress[]; port: number } | undefined {
+  if (p.kind === 'node-network') return { addresses: fw.nodeNetwork.ips, port: p.port };
+  const a = parseAddress(p.host);
+  return a.ok ? { addresses: [a.value], port: p.port } : undefined;
+}
 
 export const PUBLISHED_NAME = 'firewall-agent';
 const NS = POLICY_NAMESPACE;
