@@ -7,261 +7,35 @@
  *   2 unusable input or a usage error; 3 the environment cannot do it (no nft, no permission).
  * Every error is one line on stderr; `--debug` adds the stack trace.
  *
- * Adding a command: write `registerX(prog: Command)` (here or in src/commands/) and add it to
- * COMMANDS below. A command's action either returns its exit code through `commandAction` (errors it
+ * Adding a command: write `registerX(prog: Command)` in src/commands/ and add it to COMMANDS
+ * below. A command's action either returns its exit code through `commandAction` (errors it
  * throws are classified by `exitCodeFor`) or sets process.exitCode itself.
  */
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerCrds } from './commands/crds';
+import { EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NOT_DEPLOYED, EXIT_OK } from './commands/exit-codes';
 import { registerExplain } from './commands/explain';
+import { parseMode } from './commands/options';
 import { registerPreflight } from './commands/preflight';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { createTwoFilesPatch } from 'diff';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { stringify } from 'yaml';
-import { TABLE_NAME } from './compile/compile';
-import { MODES, Mode, STATES, State, isMode, isState } from './compile/mode';
+import { registerRbac } from './commands/rbac';
+import { registerApply, registerCheck, registerDiff, registerRender } from './commands/render';
+import { registerStatus } from './commands/status';
+import { Mode } from './compile/mode';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parsePublished, parseUpstream } from './daemon/config';
 import { resolvConfUpstream } from './daemon/dns';
 import { IpRoute } from './host/iproute';
-import { CRDS } from './kube/crds';
-import { parseServiceAccount, seedRbac, seedRbacWarnings, shootRbac } from './kube/rbac';
-import { compileLandscape, loadLandscape, notFullyDeployed, reportLines } from './landscape';
-import { renderTransaction } from './nft/render';
-import { NftCli, NftError, UNPRIVILEGED_PREFIX, canonicalListing, environmentProblem } from './nft/runner';
+import { NftCli, NftError, environmentProblem } from './nft/runner';
 import { EnvironmentError, oneLine } from './report/errors';
 import { jsonLogger } from './report/log';
 import { Notifier } from './report/notify';
-import { formatStatus } from './report/summary';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 
-export const EXIT_OK = 0;
-/** Something would not be deployed, nft refused the ruleset, or (diff) the apply would change something. */
-export const EXIT_NOT_DEPLOYED = 1;
-/** Unusable input or a usage error. */
-export const EXIT_BAD_INPUT = 2;
-/** The environment cannot do it: a missing binary, missing privileges, no user namespaces. */
-export const EXIT_ENVIRONMENT = 3;
-
-interface RenderOptions {
-  file: string[];
-  state: State;
-  mode?: Mode;
-}
-
-function parseState(v: string): State {
-  if (!isState(v)) throw new InvalidArgumentError(`must be one of ${STATES.join(', ')}`);
-  return v;
-}
-
-function parseMode(v: string): Mode {
-  if (!isMode(v)) throw new InvalidArgumentError(`must be one of ${MODES.join(', ')}`);
-  return v;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+export { EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NOT_DEPLOYED, EXIT_OK, commandAction } from './commands/exit-codes';
 
 function err(line: string): void {
   process.stderr.write(`${line}\n`);
-}
-
-/** A command body whose result is the exit code; what it throws becomes one line and a code (`exitCodeFor`). */
-export function commandAction<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    process.exitCode = await body(...args);
-  };
-}
-
-function isRoot(): boolean {
-  return process.getuid?.() === 0;
-}
-
-async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: number }> {
-  const landscape = await loadLandscape(opts.file, opts.state, opts.mode);
-  for (const n of landscape.notes) err(`note: ${n}`);
-  const compiled = compileLandscape(landscape);
-  for (const line of reportLines(compiled.reports)) err(line);
-  return { text: renderTransaction([compiled.table]), notDeployed: notFullyDeployed(compiled.reports).length };
-}
-
-/** The unified diff from the kernel's table to what `text` would make of it; undefined when they are the same. */
-async function kernelDiff(nft: NftCli, text: string): Promise<string | undefined> {
-  const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
-  const next = await canonicalListing(text, 'inet', TABLE_NAME);
-  return current === next ? undefined : createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
-}
-
-function withInputs(cmd: Command): Command {
-  return cmd
-    .option('-f, --file <path>', 'Kubernetes YAML/JSON file or directory (repeatable)', collect, [])
-    .addOption(new Option('--state <state>', 'connected or disconnected').default('connected').argParser(parseState))
-    .addOption(new Option('--mode <mode>', 'isolation mode; inferred from the Firewall when not given').argParser(parseMode));
-}
-
-function registerRender(prog: Command): void {
-  withInputs(prog.command('render').description('print the complete nft transaction for the input')).action(
-    commandAction(async (opts: RenderOptions) => {
-      const { text } = await build(opts);
-      process.stdout.write(text);
-      return EXIT_OK;
-    }),
-  );
-}
-
-function registerCheck(prog: Command): void {
-  withInputs(
-    prog.command('check').description('render, then validate with nft -c (without root: in a user namespace); exit 1 if anything is not deployed'),
-  ).action(
-    commandAction(async (opts: RenderOptions) => {
-      const { text, notDeployed } = await build(opts);
-      // Without root, nft may not even read the kernel's cache; a user namespace (root there) with its
-      // own network namespace lets CI pipelines validate the ruleset against the same kernel.
-      await new NftCli(isRoot() ? [] : UNPRIVILEGED_PREFIX).checkText(text);
-      if (notDeployed > 0) {
-        err(`check: ${notDeployed} object(s) would not be fully deployed`);
-        return EXIT_NOT_DEPLOYED;
-      }
-      err('check: ok');
-      return EXIT_OK;
-    }),
-  );
-}
-
-function registerDiff(prog: Command): void {
-  withInputs(
-    prog.command('diff').description("unified diff from the kernel's table to what apply would load; exit 0 no changes, 1 changes (like kubectl diff)"),
-  ).action(
-    commandAction(async (opts: RenderOptions) => {
-      const { text } = await build(opts);
-      const patch = await kernelDiff(new NftCli(), text);
-      if (patch === undefined) {
-        err('diff: no changes against the kernel');
-        return EXIT_OK;
-      }
-      process.stdout.write(patch);
-      return EXIT_NOT_DEPLOYED;
-    }),
-  );
-}
-
-function registerApply(prog: Command): void {
-  withInputs(prog.command('apply').description('apply atomically in this network namespace'))
-    .option('--dry-run', 'show the transaction and the diff against the kernel; change nothing')
-    .action(
-      commandAction(async (opts: RenderOptions & { dryRun?: boolean }) => {
-        const { text } = await build(opts);
-        const nft = new NftCli();
-        await nft.checkText(text);
-        if (opts.dryRun) {
-          process.stdout.write(text);
-          const patch = await kernelDiff(nft, text);
-          process.stdout.write(patch === undefined ? '\n# no changes against the kernel\n' : `\n# diff against the kernel\n${patch}`);
-          return EXIT_OK;
-        }
-        await nft.applyText(text);
-        const applied = await nft.listTable('inet', TABLE_NAME, { stateless: true });
-        if (applied === undefined || !/hook forward priority/.test(applied)) {
-          err('error: the table is not in the kernel after apply');
-          return EXIT_NOT_DEPLOYED;
-        }
-        err('apply: ok');
-        return EXIT_OK;
-      }),
-    );
-}
-
-function registerStatus(prog: Command): void {
-  prog
-    .command('status')
-    .description('a readable summary of the running agent (state, mode, last apply, policies, top counters)')
-    .option('--address <host:port>', 'where the agent serves /status and /metrics', DEFAULT_METRICS_ADDRESS)
-    .option('--json', 'print the raw status JSON')
-    .action(
-      commandAction(async (opts: { address: string; json?: boolean }) => {
-        const hp = parseHostPort(opts.address);
-        if (!hp) throw new InputError(`--address ${opts.address}: must be host:port`);
-        const base = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
-        let status: Record<string, unknown>;
-        let metrics: string;
-        try {
-          status = (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
-          metrics = await (await fetch(`${base}/metrics`)).text();
-        } catch (e) {
-          const cause = (e as { cause?: Error }).cause;
-          throw new EnvironmentError(`status: the agent does not answer on ${opts.address} (${cause?.message ?? (e as Error).message})`, 'is firewall-agent.service running?');
-        }
-        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, metrics));
-        return EXIT_OK;
-      }),
-    );
-}
-
-function registerCrds(prog: Command): void {
-  prog
-    .command('crds')
-    .description("print the agent's CustomResourceDefinitions (multi-document YAML), or write one file each")
-    .option('--dir <dir>', 'write one file per CRD into this directory')
-    .action(
-      commandAction(async (opts: { dir?: string }) => {
-        if (!opts.dir) {
-          process.stdout.write(Object.values(CRDS).map((d) => stringify(d)).join('---\n'));
-          return EXIT_OK;
-        }
-        let isDir: boolean;
-        try {
-          isDir = statSync(opts.dir).isDirectory();
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? String(e);
-          throw new InputError(`crds --dir ${opts.dir}: ${code === 'ENOENT' ? 'no such directory' : `cannot use it (${code})`}`);
-        }
-        if (!isDir) throw new InputError(`crds --dir ${opts.dir}: not a directory`);
-        for (const [file, doc] of Object.entries(CRDS)) {
-          const target = path.join(opts.dir, file);
-          try {
-            writeFileSync(target, stringify(doc));
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code ?? String(e);
-            throw new EnvironmentError(`crds: cannot write ${target} (${code})`, 'choose a directory this user may write to');
-          }
-        }
-        return EXIT_OK;
-      }),
-    );
-}
-
-function registerRbac(prog: Command): void {
-  prog
-    .command('rbac')
-    .description('print the least-privilege RBAC objects for the seed or the shoot (multi-document YAML)')
-    .addOption(new Option('--cluster <cluster>', 'seed or shoot').choices(['seed', 'shoot']).makeOptionMandatory())
-    .option('--namespace <ns>', 'seed: the shoot namespace holding the Firewall')
-    .option('--user <name>', 'bind to this user instead of a ServiceAccount')
-    .option('--service-account <ns/name>', 'bind to this ServiceAccount (NAMESPACE/NAME)', 'firewall/firewall-agent')
-    .option('--secret <name>', "seed: a shoot-access secret the agent may read (repeatable; the two named in the Firewall's status.shootAccess)", collect, [])
-    .action(
-      commandAction(async (opts: { cluster: 'seed' | 'shoot'; namespace?: string; user?: string; serviceAccount: string; secret: string[] }) => {
-        let subject;
-        if (opts.user) {
-          subject = { kind: 'User', name: opts.user } as const;
-        } else {
-          const sa = parseServiceAccount(opts.serviceAccount);
-          if (!sa.ok) throw new InputError(`rbac --service-account ${sa.error}`);
-          subject = sa.subject;
-        }
-        let objs;
-        if (opts.cluster === 'seed') {
-          if (!opts.namespace) throw new InputError('rbac --cluster seed needs --namespace (the shoot namespace in the seed that holds the Firewall)');
-          for (const w of seedRbacWarnings({ secretNames: opts.secret })) err(`warning: rbac: ${w}`);
-          objs = seedRbac({ namespace: opts.namespace, subject, secretNames: opts.secret });
-        } else {
-          objs = shootRbac({ subject });
-        }
-        process.stdout.write(objs.map((o) => stringify(o)).join('---\n'));
-        return EXIT_OK;
-      }),
-    );
 }
 
 function registerRun(prog: Command): void {

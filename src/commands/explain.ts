@@ -10,6 +10,7 @@ import { DIRECTIONS, DirectionOption, ExplainSource, explain, explanationJson, f
 import { Obj } from '../model/fields';
 import { InputError, readSources } from '../sources/files';
 import { snapshotOf } from '../sources/source';
+import { collect } from './options';
 
 export const EXPLAIN_ALLOWED = 0;
 export const EXPLAIN_DROPPED = 1;
@@ -24,10 +25,6 @@ export interface ExplainCommandOptions {
   mode?: string;
   direction: string;
   json?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 /**

@@ -17,6 +17,7 @@ import { formatPreflight, preflight, preflightExitCode, preflightJson } from '..
 import { errorMessage } from '../report/errors';
 import { InputError, readSources } from '../sources/files';
 import { Snapshot, SnapshotObject, snapshotOf } from '../sources/source';
+import { collect } from './options';
 
 export const PREFLIGHT_EXIT = { ok: 0, findings: 1, input: 2, unreachable: 3 } as const;
 
@@ -32,10 +33,6 @@ export interface PreflightOptions {
 
 /** The API server could not be asked (network, TLS, 401/403, timeout, server error): exit 3. */
 export class UnreachableError extends Error {}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
 
 /** The Kubernetes Status message of an API error, or the HTTP code. */
 function apiErrorText(err: unknown): string {
