@@ -213,7 +213,7 @@ function parseFqdns(value: unknown, path: string, r: Reader): FqdnSelector[] {
   const out: FqdnSelector[] = [];
   r.array(value, path).forEach((s, i) => {
     const sPath = index(path, i);
-    const obj = r.object(s, sPath, FQDN_FIELDS);
+    const obj = r.item(s, sPath, FQDN_FIELDS);
     if (!obj) return;
     const hasName = obj.matchName !== undefined && obj.matchName !== null;
     const hasPattern = obj.matchPattern !== undefined && obj.matchPattern !== null;
@@ -243,7 +243,8 @@ export function parsePolicy(obj: Obj): PolicyResult {
   const ingress: PolicyRule[] = [];
   r.array(spec?.ingress, 'spec.ingress').forEach((rule, i) => {
     const path = `ingress[${i}]`;
-    const o = r.object(rule, path, INGRESS_FIELDS) ?? {};
+    const o = r.item(rule, path, INGRESS_FIELDS);
+    if (!o) return; // an empty rule is an error (the policy is rejected), never "everything"
     ingress.push({
       path,
       peers: parsePeers(o.from, join(path, 'from'), r, warnings),
@@ -254,7 +255,8 @@ export function parsePolicy(obj: Obj): PolicyResult {
   const egress: EgressRule[] = [];
   r.array(spec?.egress, 'spec.egress').forEach((rule, i) => {
     const path = `egress[${i}]`;
-    const o = r.object(rule, path, EGRESS_FIELDS) ?? {};
+    const o = r.item(rule, path, EGRESS_FIELDS);
+    if (!o) return; // an empty rule is an error (the policy is rejected), never "everything"
     const hasFqdnField = o.toFQDNs !== undefined && o.toFQDNs !== null;
     const fqdns = parseFqdns(o.toFQDNs, join(path, 'toFQDNs'), r);
     const peers = parsePeers(o.to, join(path, 'to'), r, warnings);

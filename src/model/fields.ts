@@ -26,6 +26,18 @@ export class Reader {
   }
 
   /** An object, or undefined when missing/null. `known` lists allowed keys; others are errors. */
+  /**
+   * A list item that must be an object: an empty item (YAML's `-` with nothing after it) is an
+   * error, never an empty object, which would mean "everything" for a rule.
+   */
+  item(value: unknown, path: string, known?: readonly string[]): Obj | undefined {
+    if (value === undefined || value === null) {
+      this.fail(path, 'is empty; a list item must be an object');
+      return undefined;
+    }
+    return this.object(value, path, known);
+  }
+
   object(value: unknown, path: string, known?: readonly string[]): Obj | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'object' || Array.isArray(value)) {

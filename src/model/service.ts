@@ -53,7 +53,7 @@ export function parseService(obj: Obj): ServiceResult {
   const ports: PortSpec[] = [];
   r.array(spec.ports, 'spec.ports').forEach((p, i) => {
     const path = index('spec.ports', i);
-    const o = r.object(p, path);
+    const o = r.item(p, path);
     if (!o) return;
     if (typeof o.protocol === 'string' && o.protocol.toUpperCase() === 'SCTP') {
       warnings.push({ path: join(path, 'protocol'), message: 'SCTP is not supported; this port gets no rule' });

@@ -89,3 +89,11 @@ describe('semantics', () => {
     expect(parseFqdn('a'.repeat(5000), false).ok).toBe(false);
   });
 });
+
+test('an empty rule (YAML "-" with nothing after it) rejects the policy; it never means "everything"', () => {
+  for (const spec of [{ egress: [{ ports: [{ port: 443 }] }, null] }, { ingress: [null] }, { egress: [{ toFQDNs: [null] }] }]) {
+    const r = parsePolicy(cwnp('typo', spec));
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.problems.map(formatProblem).join()).toMatch(/is empty; a list item must be an object/);
+  }
+});
