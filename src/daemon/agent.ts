@@ -72,6 +72,9 @@ export interface AgentOptions {
 
 export type AgentState = 'disconnected' | 'connected';
 
+/** Counter reads for /metrics and the FirewallMonitor wait this long, then serve the last reading. */
+const STATS_WAIT_MS = 1500;
+
 export class Agent {
   private readonly log: Logger;
   private readonly name: string;
@@ -111,9 +114,26 @@ export class Agent {
         ? new DirectorySource({ dir: input.sourceDir, log: this.log, pollMs: opts.pollMs })
         : new ClusterSource({ ...input.cluster, firewallName: this.name, log: this.log, pollMs: opts.pollMs });
     let lastStats: TableStats | undefined;
+    let reading: Promise<unknown> | undefined;
     this.readStats = cached(2000, async () => {
       try {
-        lastStats = await opts.nft.counters({ family: 'inet', name: TABLE_NAME });
+        // A slow or hanging nft must not hold up /metrics and the FirewallMonitor: after a moment
+        // the last reading is served, and at most one read is under way at a time.
+        reading ??= opts.nft
+          .counters({ family: 'inet', name: TABLE_NAME })
+          .then(
+            (s) => (lastStats = s),
+            // e.g. a listing racing a large transaction: serve the last reading rather than fail the scrape
+            (err: unknown) => this.log.debug('could not read counters; serving the last reading', { error: err }),
+          )
+          .finally(() => (reading = undefined));
+        let timer: NodeJS.Timeout | undefined;
+        const waited = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_WAIT_MS)));
+        try {
+          await Promise.race([reading, waited]);
+        } finally {
+          clearTimeout(timer);
+        }
       } catch (err) {
         // e.g. a listing racing a large transaction: serve the last reading rather than fail the scrape
         this.log.debug('could not read counters; serving the last reading', { error: err });
@@ -321,10 +341,20 @@ export class Agent {
     }
   }
 
+  /** A run that takes far longer than any apply should (nft hanging, the kernel stuck). */
+  private runningTooLong(): string | undefined {
+    const since = this.loop.runningSince;
+    if (since === undefined || Date.now() - since < 3000) return undefined;
+    // a full apply of tens of thousands of policies takes seconds: say how long, and that it may hang
+    return `a sync has been running for ${Math.round((Date.now() - since) / 1000)} s (a large apply, or nft not answering)`;
+  }
+
   /** What is wrong now, per source, and since when (status; `firewall-agent status`). */
   private problems(): Problem[] {
     return this.problemLog.update([
       ['sync', this.loop.lastError],
+      ['state directory', this.loop.persistError],
+      ['sync', this.runningTooLong()],
       ['input', this.waitReason],
       ...this.source.health().map((w) => [`watch ${w.name}`, w.lastError] as const),
       ...this.source.problems().map((p) => [`file ${p.origin}`, p.error] as const),

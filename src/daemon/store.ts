@@ -64,14 +64,29 @@ export class StateStore {
     if (!st.isDirectory()) throw new Error(`${this.dir} is not a directory`);
   }
 
+  /** Why the state file was not usable at the last load (missing is not a problem). */
+  loadProblem: string | undefined;
+
   /** The state file, or undefined when missing, unreadable, truncated or of another version. */
   async load(): Promise<PersistedState | undefined> {
+    this.loadProblem = undefined;
+    let text: string;
     try {
-      const s = JSON.parse(await fs.readFile(path.join(this.dir, FILES.state), 'utf8')) as PersistedState;
-      if (s.version !== 2 || (s.fingerprint !== undefined && typeof s.fingerprint !== 'string')) return undefined;
+      text = await fs.readFile(path.join(this.dir, FILES.state), 'utf8');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') this.loadProblem = `${FILES.state}: ${(err as Error).message}`;
+      return undefined;
+    }
+    try {
+      const s = JSON.parse(text) as PersistedState;
+      if (s.version !== 2 || (s.fingerprint !== undefined && typeof s.fingerprint !== 'string')) {
+        this.loadProblem = `${FILES.state}: not a version 2 state file`;
+        return undefined;
+      }
       this.current = s;
       return s;
-    } catch {
+    } catch (err) {
+      this.loadProblem = `${FILES.state}: truncated or corrupt (${(err as Error).message})`;
       return undefined;
     }
   }

@@ -197,6 +197,14 @@ export class Applier {
     return this.staleChains.size + this.staleMaps.size;
   }
 
+  /**
+   * The legacy base table's forward chain is back at policy drop (nftables.service reloaded
+   * metal's rules file): our table is unchanged, so only this says the relax must be redone.
+   */
+  async legacyReverted(): Promise<boolean> {
+    return (await this.legacyRelax()).length > 0;
+  }
+
   private async legacyRelax(): Promise<Op[]> {
     const chain = await this.nft.baseChain(LEGACY_TABLE, LEGACY_TABLE.chain);
     if (!chain || chain.policy !== 'drop' || chain.type !== 'filter' || chain.hook !== 'forward') return [];

@@ -84,6 +84,8 @@ export class SyncLoop {
   lastApplyAt: number | undefined;
   lastError: string | undefined;
   lastDryRunText: string | undefined;
+  /** The last failure to write the state directory, until a write succeeds (status). */
+  persistError: string | undefined;
 
   constructor(private readonly opts: SyncLoopOptions) {
     this.clock = opts.clock ?? realClock;
@@ -271,10 +273,25 @@ export class SyncLoop {
     if (verdict !== 'drifted') {
       try {
         const removed = await this.applier.cleanup();
-        if (removed > 0) this.log.debug('deleted unreferenced chains and maps', { objects: removed });
+        if (removed > 0) {
+          this.log.debug('deleted unreferenced chains and maps', { objects: removed });
+          // what the kernel holds changed: record it, or a restart would not know the table as ours
+          const current = this.applier.current;
+          if (current && this.connected) this.persistLater({ kind: 'connected', table: current, fingerprint: this.applier.expected! });
+        }
       } catch (err) {
         this.opts.observer?.failed?.('cleanup', err);
         this.log.warn('cleanup failed; the next apply is a full one', { error: err });
+      }
+      const current = this.applier.current;
+      if (current && this.connected && (await this.applier.legacyReverted())) {
+        // fails closed (metal's policy drop blocks what our table allows) but cuts the cluster off
+        this.opts.observer?.drifted?.();
+        this.log.warn('the legacy base table was reloaded with forward policy drop; relaxing it again with our table');
+        this.applier.requireFull();
+        const started = this.clock.now();
+        await this.applier.apply(current, { relaxLegacy: true });
+        this.applied('connected', current, { applyMs: this.clock.now() - started, repair: true });
       }
       return;
     }
@@ -321,6 +338,7 @@ export class SyncLoop {
         this.log.error('the state directory is not usable; going on without persistence', { dir: store.dir, error: err });
       }
       persisted = await store.load();
+      if (store.loadProblem) this.log.warn('the state file is not usable; the kernel table cannot be recognised as ours, dropping until connected', { problem: store.loadProblem });
     }
     if (persisted) {
       try {
@@ -376,7 +394,9 @@ export class SyncLoop {
         this.persistWanted = undefined;
         try {
           await store.saveApplied(s.kind, s.text ?? renderTransaction([s.table!]), s.fingerprint);
+          this.persistError = undefined;
         } catch (err) {
+          this.persistError = `cannot write the state directory ${store.dir}: ${errorMessage(err)}; a restart would drop until connected`;
           this.log.error('could not persist the applied ruleset', { dir: store.dir, error: err });
         }
       }

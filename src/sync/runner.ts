@@ -7,6 +7,9 @@
  */
 import { Clock, Timer } from './clock';
 
+/** How early a timer may fire by the clock and still count as due (Node's timers drift by a millisecond or so). */
+const TIMER_SLACK_MS = 20;
+
 export interface RunnerOptions {
   /** Average spacing of runs under a stream of requests. */
   readonly minIntervalMs: number;
@@ -130,7 +133,8 @@ export class SyncRunner {
     const now = this.opts.clock.now();
     const why: RunReasons = {
       requested: this.pending,
-      periodic: now >= this.lastEnd + this.maxIntervalMs,
+      // Node's timers may fire a millisecond or two early by Date.now(): that is the periodic run
+      periodic: now >= this.lastEnd + this.maxIntervalMs - TIMER_SLACK_MS,
       retry: this.retryAt !== undefined,
     };
     this.pending = false;
