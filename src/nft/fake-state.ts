@@ -6,7 +6,7 @@
  */
 import { NftBaseChain, NftElement, NftRule, NftTable, TableRef, elementKey } from './ruleset';
 import { ruleText } from './serialize';
-import { CounterCarry, Op, ruleKey } from './transaction';
+import { CounterCarry, Op, ruleKey, commentOrdinals } from './transaction';
 
 type Errno = 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EOPNOTSUPP';
 
@@ -210,8 +210,9 @@ function defineTable(def: NftTable, carry: CounterCarry | undefined): TableState
   for (const c of def.chains) addChain(t, c.name, c.base);
   for (const c of def.chains) {
     const rules = t.chains.get(c.name)!.rules;
+    const nth = commentOrdinals();
     for (const rule of c.rules) {
-      const v = rule.counter?.kind === 'anonymous' && rule.comment !== undefined ? carry?.rules.get(ruleKey(c.name, rule.comment)) : undefined;
+      const v = rule.counter?.kind === 'anonymous' && rule.comment !== undefined ? carry?.rules.get(ruleKey(c.name, rule.comment, nth(rule.comment))) : undefined;
       rules.push({ rule, packets: v?.packets ?? 0, bytes: v?.bytes ?? 0 });
     }
   }

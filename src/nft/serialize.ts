@@ -6,7 +6,7 @@
  */
 import { CounterValue, NftChain, NftElement, NftMap, NftMatch, NftRule, NftSet, NftStatement, NftTable, TableRef, elementKey } from './ruleset';
 import { identifier } from './syntax';
-import { CounterCarry, Op, Transaction, ruleKey } from './transaction';
+import { CounterCarry, Op, Transaction, commentOrdinals, ruleKey } from './transaction';
 
 const INDENT = '\t';
 
@@ -80,8 +80,9 @@ export function chainLines(c: NftChain, carry?: CounterCarry): string[] {
   const i2 = INDENT + INDENT;
   const lines = [`${INDENT}chain ${identifier(c.name)} {`];
   if (c.base) lines.push(`${i2}${baseChainText(c.base)}`);
+  const nth = commentOrdinals();
   for (const r of c.rules) {
-    const carried = carry && r.counter?.kind === 'anonymous' && r.comment !== undefined ? carry.rules.get(ruleKey(c.name, r.comment)) : undefined;
+    const carried = carry && r.counter?.kind === 'anonymous' && r.comment !== undefined ? carry.rules.get(ruleKey(c.name, r.comment, nth(r.comment))) : undefined;
     lines.push(`${i2}${ruleText(r, carried)}`);
   }
   lines.push(`${INDENT}}`);

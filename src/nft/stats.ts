@@ -3,7 +3,7 @@
  * its action and values. Pure: takes the JSON text.
  */
 
-import { CounterCarry, ruleKey } from './transaction';
+import { CounterCarry, ruleKey, commentOrdinals } from './transaction';
 import { CounterValue } from './ruleset';
 
 export type { CounterValue };
@@ -73,6 +73,11 @@ export function deviceStats(stats: TableStats): Record<string, { in: number; out
 /** The values to carry into the next transaction (see CounterCarry). */
 export function counterCarry(stats: TableStats): CounterCarry {
   const rules = new Map<string, CounterValue>();
-  for (const r of stats.rules) rules.set(ruleKey(r.chain, r.comment), { packets: r.packets, bytes: r.bytes });
+  const ordinals = new Map<string, (comment: string) => number>();
+  for (const r of stats.rules) {
+    let nth = ordinals.get(r.chain);
+    if (!nth) ordinals.set(r.chain, (nth = commentOrdinals()));
+    rules.set(ruleKey(r.chain, r.comment, nth(r.comment)), { packets: r.packets, bytes: r.bytes });
+  }
   return { named: stats.counters, rules };
 }

@@ -14,8 +14,23 @@ export interface CounterCarry {
   readonly rules: ReadonlyMap<string, CounterValue>;
 }
 
-export function ruleKey(chain: string, comment: string): string {
-  return `${chain}\u0000${comment}`;
+/**
+ * A rule counter is carried by its chain, its comment and which of the chain's counted rules with
+ * that comment it is (in chain order): two rules may share a comment (the IPv4 and IPv6 masquerade),
+ * and each must keep its own value.
+ */
+export function ruleKey(chain: string, comment: string, nth: number): string {
+  return `${chain}\u0000${comment}\u0000${nth}`;
+}
+
+/** Numbers the counted rules of one chain that share a comment: 0, 1, … in order. */
+export function commentOrdinals(): (comment: string) => number {
+  const seen = new Map<string, number>();
+  return (comment) => {
+    const n = seen.get(comment) ?? 0;
+    seen.set(comment, n + 1);
+    return n;
+  };
 }
 
 export type Op =

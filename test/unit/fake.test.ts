@@ -118,7 +118,7 @@ describe('FakeNft counters', () => {
     nft.count(T, 'forward', 'established', 5, 500);
     nft.countNamed(T, 'internal_in', 7, 700);
     const carry = counterCarry((await nft.counters(T))!);
-    expect(carry.rules.get(ruleKey('forward', 'established'))).toEqual({ packets: 5, bytes: 500 });
+    expect(carry.rules.get(ruleKey('forward', 'established', 0))).toEqual({ packets: 5, bytes: 500 });
     await nft.apply(fullTransaction(sample(), { carry }));
     const stats = (await nft.counters(T))!;
     expect(stats.counters.internal_in).toEqual({ packets: 7, bytes: 700 });

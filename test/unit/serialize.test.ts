@@ -5,7 +5,9 @@
  */
 import path from 'node:path';
 import { ruleText } from '../../src/nft/serialize';
-import { EXAMPLES, renderPaths } from '../helpers';
+import { EXAMPLES, compileObjects, cwnp, exampleFirewall, renderPaths } from '../helpers';
+import { counterCarry, parseTableStats } from '../../src/nft/stats';
+import { renderTransaction } from '../../src/nft/render';
 
 function chain(text: string, name: string): string[] {
   const body = new RegExp(`\\n\\tchain ${name} \\{\\n([\\s\\S]*?)\\n\\t\\}`).exec(text)![1]!;
@@ -72,4 +74,23 @@ test('rule parts in nft order: matches, counter, statement, comment', () => {
   expect(ruleText({ match: [], counter: { kind: 'anonymous' }, statement: { kind: 'goto', chain: 'c' } }, { packets: 3, bytes: 120 })).toBe(
     'counter packets 3 bytes 120 goto c',
   );
+});
+
+test('rule counters that share a comment in one chain keep their own values across a full apply', () => {
+  const { compiled } = compileObjects([exampleFirewall(), cwnp('a', { egress: [{ to: [{ cidr: '203.0.113.0/24' }] }] })]);
+  const post = compiled.table.chains.find((c) => c.name === 'postrouting')!;
+  const masq = post.rules.filter((r) => r.comment === 'masquerade for internet');
+  expect(masq).toHaveLength(2); // IPv4 and IPv6
+  const stats = parseTableStats(
+    JSON.stringify({
+      nftables: [
+        { rule: { family: 'inet', table: 'firewall', chain: 'postrouting', handle: 1, comment: 'masquerade for internet', expr: [{ counter: { packets: 653, bytes: 60000 } }, { masquerade: null }] } },
+        { rule: { family: 'inet', table: 'firewall', chain: 'postrouting', handle: 2, comment: 'masquerade for internet', expr: [{ counter: { packets: 411, bytes: 40000 } }, { masquerade: null }] } },
+      ],
+    }),
+  );
+  const text = renderTransaction([compiled.table], { counters: counterCarry(stats) });
+  const lines = text.split('\n').filter((l) => l.includes('masquerade for internet'));
+  expect(lines[0]).toContain('counter packets 653 bytes 60000');
+  expect(lines[1]).toContain('counter packets 411 bytes 40000');
 });
