@@ -99,16 +99,19 @@ export interface Landscape {
   readonly notes: readonly string[];
 }
 
-/** The offline CLI's path: files → snapshot → compile input; InputError when the input is unusable. */
-export async function loadLandscape(paths: readonly string[], state: State, mode: Mode | undefined): Promise<Landscape> {
-  // The disconnected ruleset depends on nothing, so it can be rendered without input (boot rules).
+/** The offline CLI's input: files → snapshot (the disconnected ruleset needs no files: boot rules). */
+export async function loadSnapshot(paths: readonly string[], state: State): Promise<Snapshot> {
   const { objects, notes } = paths.length === 0 && state === 'disconnected' ? { objects: [], notes: [] } : await readSources(paths);
-  const snapshot = snapshotOf(
+  return snapshotOf(
     objects.map((o, i) => ({ key: `${i}`, origin: o.origin, object: o.object })),
     true,
     notes,
   );
-  const built = buildInput(snapshot, { state, mode });
+}
+
+/** The offline CLI's path: files → snapshot → compile input; InputError when the input is unusable. */
+export async function loadLandscape(paths: readonly string[], state: State, mode: Mode | undefined): Promise<Landscape> {
+  const built = buildInput(await loadSnapshot(paths, state), { state, mode });
   if (!built.ok) throw new InputError(built.message);
   return { input: built.input, notes: built.notes };
 }

@@ -4,12 +4,11 @@
  * Exit codes: 0 allowed, 1 dropped, 2 unusable input (bad address, port, option or file).
  */
 import { Command } from 'commander';
-import { buildInput, compileLandscape } from '../landscape';
+import { buildInput, compileLandscape, loadSnapshot } from '../landscape';
 import { MODES, Mode, STATES, State, isMode, isState } from '../compile/mode';
 import { DIRECTIONS, DirectionOption, ExplainSource, explain, explanationJson, formatExplanation, parsePacket } from '../explain';
 import { Obj } from '../model/fields';
-import { InputError, readSources } from '../sources/files';
-import { snapshotOf } from '../sources/source';
+import { InputError } from '../sources/files';
 import { collect } from './options';
 
 export const EXPLAIN_ALLOWED = 0;
@@ -33,12 +32,7 @@ export interface ExplainCommandOptions {
  * matched. InputError when the input is unusable.
  */
 export async function loadExplainSource(paths: readonly string[], state: State, mode: Mode | undefined): Promise<{ source: ExplainSource; notes: readonly string[] }> {
-  const { objects, notes } = paths.length === 0 && state === 'disconnected' ? { objects: [], notes: [] } : await readSources(paths);
-  const snapshot = snapshotOf(
-    objects.map((o, i) => ({ key: `${i}`, origin: o.origin, object: o.object })),
-    true,
-    notes,
-  );
+  const snapshot = await loadSnapshot(paths, state);
   const built = buildInput(snapshot, { state, mode });
   if (!built.ok) throw new InputError(built.message);
   const landscape = { input: built.input, notes: built.notes };

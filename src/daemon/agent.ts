@@ -13,7 +13,8 @@ import { Nft } from '../nft/runner';
 import { TableStats } from '../nft/stats';
 import { startHttp } from '../report/http';
 import { Logger } from '../report/log';
-import { AgentMetrics, cached } from '../report/metrics';
+import { AgentMetrics } from '../report/metrics';
+import { counterReader } from '../report/counter-reader';
 import { Notifier } from '../report/notify';
 import { WriteBack } from '../report/writeback';
 import { ClusterSource } from '../sources/cluster';
@@ -72,8 +73,6 @@ export interface AgentOptions {
 
 export type AgentState = 'disconnected' | 'connected';
 
-/** Counter reads for /metrics and the FirewallMonitor wait this long, then serve the last reading. */
-const STATS_WAIT_MS = 1500;
 
 export class Agent {
   private readonly log: Logger;
@@ -96,7 +95,6 @@ export class Agent {
   private compiled: Compiled | undefined;
   private mode: Mode | undefined;
   private waitReason: string | undefined;
-  private lostContact = false;
   private notes = new Set<string>();
   private lastRun: Date | undefined;
   private lastRunAgainstSeed: Date | undefined;
@@ -113,33 +111,7 @@ export class Agent {
       'sourceDir' in input
         ? new DirectorySource({ dir: input.sourceDir, log: this.log, pollMs: opts.pollMs })
         : new ClusterSource({ ...input.cluster, firewallName: this.name, log: this.log, pollMs: opts.pollMs });
-    let lastStats: TableStats | undefined;
-    let reading: Promise<unknown> | undefined;
-    this.readStats = cached(2000, async () => {
-      try {
-        // A slow or hanging nft must not hold up /metrics and the FirewallMonitor: after a moment
-        // the last reading is served, and at most one read is under way at a time.
-        reading ??= opts.nft
-          .counters({ family: 'inet', name: TABLE_NAME })
-          .then(
-            (s) => (lastStats = s),
-            // e.g. a listing racing a large transaction: serve the last reading rather than fail the scrape
-            (err: unknown) => this.log.debug('could not read counters; serving the last reading', { error: err }),
-          )
-          .finally(() => (reading = undefined));
-        let timer: NodeJS.Timeout | undefined;
-        const waited = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_WAIT_MS)));
-        try {
-          await Promise.race([reading, waited]);
-        } finally {
-          clearTimeout(timer);
-        }
-      } catch (err) {
-        // e.g. a listing racing a large transaction: serve the last reading rather than fail the scrape
-        this.log.debug('could not read counters; serving the last reading', { error: err });
-      }
-      return lastStats;
-    });
+    this.readStats = counterReader(() => opts.nft.counters({ family: 'inet', name: TABLE_NAME }), this.log);
     this.metrics = new AgentMetrics({
       stats: this.readStats,
       accounting: () => this.compiled?.accounting ?? new Map(),

@@ -16,6 +16,7 @@ import { Nft } from '../nft/runner';
 import { renderTransaction } from '../nft/render';
 import { Logger } from '../report/log';
 import { Clock, realClock } from './clock';
+import { Batcher } from './batcher';
 import { RunReasons, RunnerOptions, SyncRunner } from './runner';
 
 /** What the kernel should hold, as the sources say now. */
@@ -76,8 +77,7 @@ export class SyncLoop {
   private persisting: Promise<void> | undefined;
   /** Runs and dynamic writes take turns on the kernel: each waits for the one before. */
   private turn: Promise<unknown> = Promise.resolve();
-  private dynamicQueue: { writes: readonly DynamicWrite[]; commit: (live: ReadonlySet<string>) => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private dynamicDraining = false;
+  private readonly dynamic = new Batcher<{ writes: readonly DynamicWrite[]; commit: (live: ReadonlySet<string>) => void }>((take) => this.writeBatch(take));
   floor: Floor = 'none';
   /** A connected ruleset has been enforced at least once. */
   connected = false;
@@ -151,38 +151,26 @@ export class SyncLoop {
    * was committed. Rejects when the kernel refused (nothing committed).
    */
   writeDynamic(writes: readonly DynamicWrite[], commit: (live: ReadonlySet<string>) => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.dynamicQueue.push({ writes, commit, resolve, reject });
-      if (!this.dynamicDraining) void this.drainDynamic();
-    });
+    return this.dynamic.push({ writes, commit });
   }
 
-  private async drainDynamic(): Promise<void> {
-    this.dynamicDraining = true;
+  private async writeBatch(take: () => { writes: readonly DynamicWrite[]; commit: (live: ReadonlySet<string>) => void }[]): Promise<void> {
     try {
-      while (this.dynamicQueue.length > 0) {
-        // Taken when the kernel is ours: whatever queued up behind a run goes in one transaction.
-        let batch: typeof this.dynamicQueue = [];
-        try {
-          await this.exclusive(async () => {
-            batch = this.dynamicQueue.splice(0);
-            const table = this.applier.current;
-            const live = new Set((table?.sets ?? []).filter(isDynamicSet).map((s) => s.name));
-            const writes = batch.flatMap((b) => b.writes).filter((w) => live.has(w.set));
-            if (writes.length > 0 && !this.opts.dryRun) await this.opts.nft.apply(dynamicTransaction(table!, writes));
-            for (const b of batch) b.commit(live);
-          });
-          for (const b of batch) b.resolve();
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-          // The kernel may not hold what we think (a set deleted by hand): a full apply repairs it.
-          this.applier.requireFull();
-          this.runner.request();
-          this.opts.observer?.failed?.('dynamic', err);
-        }
-      }
-    } finally {
-      this.dynamicDraining = false;
+      // Taken when the kernel is ours: whatever queued up behind a run goes in one transaction.
+      await this.exclusive(async () => {
+        const batch = take();
+        const table = this.applier.current;
+        const live = new Set((table?.sets ?? []).filter(isDynamicSet).map((s) => s.name));
+        const writes = batch.flatMap((b) => b.writes).filter((w) => live.has(w.set));
+        if (writes.length > 0 && !this.opts.dryRun) await this.opts.nft.apply(dynamicTransaction(table!, writes));
+        for (const b of batch) b.commit(live);
+      });
+    } catch (err) {
+      // The kernel may not hold what we think (a set deleted by hand): a full apply repairs it.
+      this.applier.requireFull();
+      this.runner.request();
+      this.opts.observer?.failed?.('dynamic', err);
+      throw err;
     }
   }
 
