@@ -10,11 +10,10 @@ import { CompileCache, Compiled, ObjectReport, TABLE_NAME, compile } from '../co
 import { Mode, resolveMode } from '../compile/mode';
 import { ParseCache, buildInput } from '../landscape';
 import { Nft } from '../nft/runner';
-import { TableStats } from '../nft/stats';
 import { startHttp } from '../report/http';
 import { Logger } from '../report/log';
 import { AgentMetrics } from '../report/metrics';
-import { counterReader } from '../report/counter-reader';
+import { CounterReader, counterReader } from '../report/counter-reader';
 import { Notifier } from '../report/notify';
 import { WriteBack } from '../report/writeback';
 import { ClusterSource } from '../sources/cluster';
@@ -91,7 +90,7 @@ export class Agent {
   private readonly parseCache = new ParseCache();
   /** Work reused across compiles, so a change costs about what it touches. */
   private readonly compileCache = new CompileCache();
-  private readonly readStats: () => Promise<TableStats | undefined>;
+  private readonly readStats: CounterReader;
   private compiled: Compiled | undefined;
   private mode: Mode | undefined;
   private waitReason: string | undefined;
@@ -232,6 +231,13 @@ export class Agent {
       lastApply: this.loop.lastApplyAt && new Date(this.loop.lastApplyAt).toISOString(),
       lastApplyState: this.lastApplyState,
       syncs: { ...this.syncCounts, failuresInARow: this.loop.failures },
+      // How current drift detection and counters are at this table's size (nft 1.0.6 reads cost).
+      checks: {
+        chainsEverySeconds: this.loop.intervalMs / 1000,
+        fullEverySeconds: Math.round(this.loop.fullVerifyEveryMs / 1000),
+        lastFull: this.loop.lastFullVerifyAt && new Date(this.loop.lastFullVerifyAt).toISOString(),
+        countersEverySeconds: Math.round(this.readStats.shareMs() / 1000),
+      },
       problems: this.problems(),
       lastRun: this.lastRun?.toISOString(),
       lastRunAgainstSeed: this.lastRunAgainstSeed?.toISOString(),

@@ -6,7 +6,7 @@
  * failure the kernel keeps what it had and the next apply is a full one.
  */
 import { Clock, realClock } from '../sync/clock';
-import { Digest, chainDigest, emptyMapDigest, hex, listingDigest, mix, tableDigest } from './fingerprint';
+import { Digest, chainDigest, chainsDigest, emptyMapDigest, hex, listingDigest, mix, tableChainsDigest, tableDigest, tablePart } from './fingerprint';
 import { cleanupTransaction, planIncremental } from './incremental';
 import { NftChain, NftElement, NftMap, NftTable, TableRef } from './ruleset';
 import { Nft } from './runner';
@@ -15,11 +15,21 @@ import { Op, carryDynamic, fullTransaction, rawTransaction, tableRef } from './t
 
 export type ApplyResult = 'applied' | 'unchanged';
 
+/** A table's full fingerprint and its chains fingerprint (fingerprint.ts). */
+export interface KernelFingerprint {
+  readonly full: Digest;
+  readonly chains: Digest;
+}
+
+
 /** Every so often the whole table is sent again even when an incremental update would do. */
 export const FULL_RESYNC_MS = 30 * 60_000;
 
 /** The installer's legacy base table, whose forward policy may be relaxed only together with ours. */
 export const LEGACY_TABLE: TableRef & { chain: string } = { family: 'inet', name: 'metal', chain: 'forward' };
+
+/** The legacy forward chain as `nft list chains` shows it when it drops (metal's rules file reloaded). */
+const LEGACY_DROP = /\tchain forward \{\n\t\ttype filter hook forward [^\n]*policy drop;/;
 
 export interface ApplierOptions {
   readonly clock?: Clock;
@@ -33,8 +43,9 @@ export class Applier {
   private readonly clock: Clock;
   /** The table applied last (undefined after adopting or restoring a ruleset we only know as text). */
   private applied: NftTable | undefined;
-  /** What the kernel should hold, when known. */
+  /** What the kernel should hold, when known; and its chains alone (the cheap check). */
   private expectedDigest: Digest | undefined;
+  private expectedChains: Digest | undefined;
   private needFull = true;
   private lastFullAt = 0;
   /** Chains and maps no longer used, still in the kernel until cleanup (flushed, in the case of maps). */
@@ -63,9 +74,10 @@ export class Applier {
   }
 
   /** Takes over a table an earlier run applied and the kernel still holds (no flap on restart). */
-  adopt(fingerprint: Digest): void {
+  adopt(fingerprint: KernelFingerprint): void {
     this.applied = undefined;
-    this.expectedDigest = fingerprint;
+    this.expectedDigest = fingerprint.full;
+    this.expectedChains = fingerprint.chains;
     this.staleChains.clear();
     this.staleMaps.clear();
     this.needFull = true;
@@ -94,6 +106,7 @@ export class Applier {
     }
     this.applied = undefined;
     this.expectedDigest = digest;
+    this.expectedChains = chainsDigest(text);
     this.staleChains.clear();
     this.staleMaps.clear();
   }
@@ -123,7 +136,8 @@ export class Applier {
     for (const m of table.maps) staleMaps.delete(m.name);
     const expected = this.digestWith(table, staleChains, staleMaps);
     try {
-      await this.nft.check(plan.tx);
+      // No `nft -c` first: the transaction is atomic, so one the kernel refuses changes nothing
+      // (and the next apply is a full one, checked). One nft process per change, not two.
       await this.opts.beforeSend?.(hex(expected));
       await this.nft.apply(plan.tx);
     } catch (err) {
@@ -132,6 +146,7 @@ export class Applier {
     }
     this.applied = table;
     this.expectedDigest = expected;
+    this.expectedChains = tableChainsDigest(table, staleChains.values());
     this.staleChains = staleChains;
     this.staleMaps = staleMaps;
     this.lastMode = 'incremental';
@@ -160,6 +175,7 @@ export class Applier {
     }
     this.applied = table;
     this.expectedDigest = expected;
+    this.expectedChains = tableChainsDigest(table);
     this.staleChains.clear();
     this.staleMaps.clear();
     this.needFull = false;
@@ -189,6 +205,7 @@ export class Applier {
     this.staleChains.clear();
     this.staleMaps.clear();
     this.expectedDigest = tableDigest(this.applied);
+    this.expectedChains = tableChainsDigest(this.applied);
     return n;
   }
 
@@ -226,9 +243,25 @@ export class Applier {
     return (await this.verify()) === 'drifted';
   }
 
-  /** The fingerprint of what the kernel holds now, or undefined when our table is absent. */
-  async kernelFingerprint(): Promise<Digest | undefined> {
+  /**
+   * The cheap check, from one `nft list chains` (tens of milliseconds at any size): our table's
+   * chains against what should be there (`drifted` when the table is gone or replaced, a chain
+   * added, removed or redeclared; `unknown` before anything was applied or adopted), and whether
+   * the legacy base table's forward chain is back at policy drop.
+   */
+  async quickCheck(): Promise<{ ours: 'ok' | 'drifted' | 'unknown'; legacyDrop: boolean }> {
+    const text = await this.nft.chains(this.table.family);
+    const legacy = this.table.family === LEGACY_TABLE.family ? tablePart(text, LEGACY_TABLE) : undefined;
+    const legacyDrop = legacy !== undefined && LEGACY_DROP.test(legacy);
+    if (!this.expectedChains) return { ours: 'unknown', legacyDrop };
+    const part = tablePart(text, this.table);
+    const ours = part !== undefined && hex(chainsDigest(part)) === hex(this.expectedChains) ? 'ok' : 'drifted';
+    return { ours, legacyDrop };
+  }
+
+  /** The fingerprints of what the kernel holds now, or undefined when our table is absent. */
+  async kernelFingerprint(): Promise<KernelFingerprint | undefined> {
     const listing = await this.nft.list(this.table);
-    return listing === undefined ? undefined : listingDigest(listing);
+    return listing === undefined ? undefined : { full: listingDigest(listing), chains: chainsDigest(listing) };
   }
 }

@@ -19,7 +19,7 @@ import { TableState, applyOps, tableKey } from './fake-state';
 
 export { FakeNftError } from './fake-state';
 
-export type FakeMethod = 'check' | 'apply' | 'list' | 'counters' | 'baseChain';
+export type FakeMethod = 'check' | 'apply' | 'list' | 'counters' | 'baseChain' | 'chains';
 
 export interface FakeCall {
   readonly method: FakeMethod;
@@ -120,6 +120,18 @@ export class FakeNft implements Nft {
       const base = this.find(table)?.chains.get(chain)?.base;
       return base && { ...base };
     });
+  }
+
+  chains(family: string): Promise<string> {
+    return this.call('chains', undefined, () =>
+      [...this.state.values()]
+        .filter((t) => t.ref.family === family)
+        .map((t) => {
+          const n = toNftTable(t);
+          return tableText({ ...n, sets: [], maps: [], counters: [], chains: n.chains.map((c) => ({ ...c, rules: [] })) });
+        })
+        .join('\n'),
+    );
   }
 
   /** Makes the next call of `method` throw `error` (once; each call of failNext queues one more). */

@@ -117,6 +117,8 @@ export interface Nft {
   counters(table: TableRef): Promise<TableStats | undefined>;
   /** A base chain's declaration (e.g. the legacy table's forward chain); undefined when absent. */
   baseChain(table: TableRef, chain: string): Promise<NftBaseChain | undefined>;
+  /** Every chain of every table of `family`, without rules (`nft list chains`): cheap at any size. */
+  chains(family: string): Promise<string>;
 }
 
 export class NftCli implements Nft {
@@ -163,6 +165,12 @@ export class NftCli implements Nft {
     const c = doc.nftables?.map((i) => i.chain).find((x) => x && x.name === chain && typeof x.hook === 'string');
     if (!c || typeof c.prio !== 'number' || (c.type !== 'filter' && c.type !== 'nat')) return undefined;
     return { type: c.type, hook: c.hook as NftBaseChain['hook'], priority: c.prio, policy: c.policy === 'drop' ? 'drop' : 'accept' };
+  }
+
+  async chains(family: string): Promise<string> {
+    const r = await exec(this.argv(['list', 'chains', family]));
+    if (r.code !== 0) throw new NftError('list', r);
+    return r.stdout;
   }
 
   async listTable(family: string, name: string, opts: ListOptions = {}): Promise<string | undefined> {

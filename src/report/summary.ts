@@ -26,6 +26,8 @@ export function formatStatus(status: Obj, metrics: string): string {
   ];
   const syncs = status.syncs as Record<string, number> | undefined;
   if (syncs) lines.push(`syncs         ${syncs.full ?? 0} full, ${syncs.incremental ?? 0} incremental${syncs.failuresInARow ? `, ${syncs.failuresInARow} failed in a row` : ''}`);
+  const checks = status.checks as Record<string, number> | undefined;
+  if (checks) lines.push(`drift checks  chains every ${checks.chainsEverySeconds} s, everything every ${checks.fullEverySeconds} s; counters read every ${checks.countersEverySeconds} s`);
   const problems = (status.problems ?? []) as Obj[];
   for (const p2 of problems) lines.push(`problem       ${String(p2.source)}: ${String(p2.error)} (since ${String(p2.since)})`);
   if (problems.length === 0 && status.lastError) lines.push(`last error    ${String(status.lastError)}`);

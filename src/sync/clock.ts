@@ -43,6 +43,11 @@ export class FakeClock implements Clock {
     return this.timers.filter((t) => !t.cancelled).length;
   }
 
+  /** Time that passes inside a call (a slow nft): moves the clock without firing timers. */
+  spend(ms: number): void {
+    this.t += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in order and letting promises settle between them. */
   async advance(ms: number): Promise<void> {
     const until = this.t + ms;

@@ -81,6 +81,11 @@ export class SyncRunner {
     this.schedule();
   }
 
+  /** The periodic interval in force. */
+  get intervalMs(): number {
+    return this.maxIntervalMs;
+  }
+
   setMaxInterval(ms: number): void {
     const clamped = this.clampInterval(ms);
     if (clamped === this.maxIntervalMs) return;

@@ -5,7 +5,7 @@
  */
 import { generatePolicies } from '../../scripts/bench/generate';
 import { Obj } from '../../src/model/fields';
-import { hex, listingDigest, tableDigest } from '../../src/nft/fingerprint';
+import { chainsDigest, hex, listingDigest, tableChainsDigest, tableDigest, tablePart } from '../../src/nft/fingerprint';
 import { NftTable } from '../../src/nft/ruleset';
 import { compileObjects, cwnp, exampleFirewall, lbService } from '../helpers';
 import { Lab } from './lab';
@@ -27,6 +27,14 @@ afterAll(async () => {
 
 async function kernelDigest(): Promise<string> {
   return hex(listingDigest((await lab.nft.listTable('inet', 'firewall', { stateless: true }))!));
+}
+
+/** The cheap check's view: our table's part of `nft list chains inet` (undefined when absent). */
+async function kernelChainsDigest(): Promise<string | undefined> {
+  const r = await lab.run('fw', ['nft', 'list', 'chains', 'inet']);
+  expect(r.code).toBe(0);
+  const part = tablePart(r.stdout, { family: 'inet', name: 'firewall' });
+  return part === undefined ? undefined : hex(chainsDigest(part));
 }
 
 async function load(t: NftTable): Promise<void> {
@@ -80,6 +88,7 @@ test.each(landscapes)('%s: the kernel listing has the fingerprint of the IR', as
   const t = table();
   await load(t);
   expect(await kernelDigest()).toBe(hex(tableDigest(t)));
+  expect(await kernelChainsDigest()).toBe(hex(tableChainsDigest(t)));
   const dynamic = t.sets.filter((x) => x.flags.includes('timeout'));
   if (dynamic.length === 0) return;
   // elements with timeouts come and go at run time: not part of the fingerprint
@@ -119,4 +128,28 @@ test('any change by someone else changes the fingerprint', async () => {
   await lab.reachable('worker', []);
   await lab.run('fw', ['nft', 'reset counters table inet firewall']);
   expect(await kernelDigest()).toBe(want);
+});
+
+test('the cheap check (chains only) sees the table deleted or replaced and chains added, removed or redeclared', async () => {
+  const t = landscapes[2]![1]();
+  const want = hex(tableChainsDigest(t));
+  const policyChain = t.chains.find((c) => c.name.startsWith('cwnp-e-'))!.name;
+  const seen = [
+    'delete table inet firewall',
+    'add chain inet firewall extra',
+    `rename chain inet firewall ${policyChain} renamed`,
+    'add chain inet firewall forward { type filter hook forward priority filter + 1; policy accept; }',
+  ];
+  for (const cmd of seen) {
+    await load(t);
+    expect(await kernelChainsDigest()).toBe(want);
+    const r = await lab.run('fw', ['nft', cmd]);
+    expect(r.stderr).toBe('');
+    expect({ cmd, changed: (await kernelChainsDigest()) !== want }).toEqual({ cmd, changed: true });
+  }
+  // what it cannot see, and is left to the full fingerprint
+  await load(t);
+  await lab.run('fw', ['nft', 'insert rule inet firewall forward accept']);
+  expect(await kernelChainsDigest()).toBe(want);
+  expect(await kernelDigest()).not.toBe(hex(tableDigest(t)));
 });

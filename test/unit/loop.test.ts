@@ -196,6 +196,37 @@ test('drift is repaired within the interval; tampering after an incremental appl
   await stopAll(r);
 });
 
+test('the full verification stretches out as it grows costly; the cheap check still repairs a deleted table every interval', async () => {
+  const r = rig();
+  r.loop.start();
+  r.want = compiled([policy('a', '203.0.113.0/24', 443)]);
+  await r.clock.advance(200);
+  const count = (m: string): number => r.nft.calls.filter((c) => c.method === m).length;
+  // a full listing costs 1 s (10,000 policies): with a 1 % share it runs at most every 100 s
+  r.nft.delay = async (m) => {
+    if (m === 'list') r.clock.spend(1000);
+    await Promise.resolve();
+  };
+  await r.clock.advance(10_000);
+  expect(count('list')).toBe(1);
+  expect(r.loop.fullVerifyEveryMs).toBe(100_000);
+  const chainsBefore = count('chains');
+  await r.clock.advance(50_000);
+  expect(count('list')).toBe(1); // five intervals: the cheap check only
+  expect(count('chains') - chainsBefore).toBeGreaterThanOrEqual(4);
+  // an accept-all rule is not a chain change: found by the next full verification, within 100 s
+  r.nft.seed({ ops: [{ verb: 'add', kind: 'rule', table: TABLE, chain: 'forward', rule: { match: [], statement: { kind: 'accept' } } }] });
+  await r.clock.advance(60_000);
+  expect(count('list')).toBe(2);
+  expect(r.nft.dump()).toBe(fresh(r.want.table));
+  // the table deleted: repaired at the next interval, without a full listing
+  r.nft.seed({ ops: [{ verb: 'delete', kind: 'table', table: TABLE }] });
+  await r.clock.advance(10_000);
+  expect(r.nft.dump()).toBe(fresh(r.want.table));
+  expect(count('list')).toBe(2);
+  await stopAll(r);
+});
+
 test('a deleted table is restored even while the sources are out of contact', async () => {
   const r = rig();
   r.loop.start();
