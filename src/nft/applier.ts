@@ -119,6 +119,8 @@ export class Applier {
   async apply(table: NftTable, opts: { relaxLegacy: boolean }): Promise<ApplyResult> {
     const incremental = !this.needFull && this.applied !== undefined && this.clock.now() - this.lastFullAt < FULL_RESYNC_MS;
     if (!incremental) return this.applyFull(table, opts.relaxLegacy);
+    // The very table applied last (a periodic run, nothing changed): no diff of 10,000s of elements.
+    if (table === this.applied) return 'unchanged';
     const plan = planIncremental(this.applied!, table);
     if (!plan) return this.applyFull(table, opts.relaxLegacy);
     if (plan.tx.ops.length === 0 && plan.staleChains.length === 0 && plan.staleMaps.length === 0) {

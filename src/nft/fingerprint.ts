@@ -176,27 +176,31 @@ export function tableDigest(t: NftTable): Digest {
  * changed. Rules and elements are left to the full fingerprint.
  */
 
-function chainsItem(name: string, baseLine: string | undefined): Digest {
-  return itemDigest(`chains ${name}\n${baseLine === undefined ? '' : normalizeBaseLine(baseLine)}`);
+function chainsItem(name: string, baseLine: string | undefined): string {
+  return `${name} ${baseLine === undefined ? '' : normalizeBaseLine(baseLine)}`;
+}
+
+/** One hash over the sorted items: cheaper than a digest per chain (13,000 at 10,000 policies). */
+function sortedDigest(items: string[]): Digest {
+  return itemDigest(`chains\n${items.sort().join('\n')}`);
 }
 
 /** The chains fingerprint of one table's listing: full, chains only, or our own rendering. */
 export function chainsDigest(text: string): Digest {
-  const d = emptyDigest();
+  const items: string[] = [];
   for (const b of blocks(text)) {
     if (b.kind !== 'chain') continue;
     const first = b.lines[0];
-    mix(d, chainsItem(b.name, first !== undefined && first.startsWith('type ') ? first : undefined));
+    items.push(chainsItem(b.name, first !== undefined && first.startsWith('type ') ? first : undefined));
   }
-  return d;
+  return sortedDigest(items);
 }
 
 /** The chains fingerprint of a table as the agent means it, with chains still waiting for cleanup. */
 export function tableChainsDigest(t: NftTable, extra: Iterable<NftChain> = []): Digest {
-  const d = emptyDigest();
-  for (const c of t.chains) mix(d, chainsItem(identifier(c.name), c.base && baseChainText(c.base)));
-  for (const c of extra) mix(d, chainsItem(identifier(c.name), c.base && baseChainText(c.base)));
-  return d;
+  const items: string[] = [];
+  for (const c of [...t.chains, ...extra]) items.push(chainsItem(identifier(c.name), c.base && baseChainText(c.base)));
+  return sortedDigest(items);
 }
 
 /** `table`'s part of a listing of several tables (`nft list chains inet`); undefined when absent. */

@@ -69,3 +69,13 @@ export function snapshotOf(objects: readonly SnapshotObject[], synced: boolean, 
   }
   return { firewalls, policies, services, notes: [...notes, ...skipped], synced };
 }
+
+/** Changes whenever any object of the snapshot may mean something else (keys are per version). */
+export function snapshotKey(s: Snapshot): string {
+  const keys: string[] = [];
+  for (const part of [s.firewalls, s.policies, s.services]) {
+    for (const o of part) keys.push(o.key);
+    keys.push('|');
+  }
+  return keys.join('\n');
+}

@@ -127,6 +127,21 @@ describe.each([
     }
   });
 
+  test('idle: a periodic run with nothing changed compiles nothing and sends nothing', async () => {
+    if (variant !== 'netns') return; // needs /metrics
+    const read = async (): Promise<{ compiles: number; applies: number }> => {
+      const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const num = (re: RegExp): number => [...m.matchAll(re)].reduce((n, x) => n + Number(x[1]), 0);
+      return { compiles: num(/^firewall_agent_compile_duration_seconds_count (\d+)$/gm), applies: num(/^firewall_agent_applies_total\{[^}]*\} (\d+)$/gm) };
+    };
+    const before = await read();
+    await new Promise((r) => setTimeout(r, 12_000)); // past one spec.interval (10 s): a periodic run
+    expect(await read()).toEqual(before);
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { checks: { chainsEverySeconds: number; lastFull?: string } };
+    expect(status.checks.chainsEverySeconds).toBe(10);
+    expect(status.checks.lastFull).toBeDefined(); // small table: the full verification runs every interval
+  });
+
   test('a removed Firewall file keeps the last ruleset', async () => {
     rmSync(path.join(dir, 'firewall.yaml'));
     await agent.waitForLog(/no Firewall .* keeping the current ruleset/, 10_000);
