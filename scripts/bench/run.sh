@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# npm run bench: builds, then runs the offline benchmarks (compile, apply, packet path) and the
-# agent benchmarks (latency and memory against real API servers). Needs root, like the tests.
+# npm run bench: builds, then runs the offline benchmarks (compile, apply, packet path; scale.js:
+# up to 100,000 policies) and the agent benchmarks (latency and memory against real API servers).
+# Needs root, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/test-deps.sh
@@ -10,6 +11,7 @@ export FWA_CONTROLPLANE_BIN
 npx tsc -p tsconfig.bench.json
 echo "# $(uname -r), $(nft --version), node $(node --version), $(nproc) cores"
 node build/bench/scripts/bench/offline.js
+node build/bench/scripts/bench/scale.js
 node build/bench/scripts/bench/agent.js
 node build/bench/scripts/bench/dns.js
 node build/bench/scripts/bench/fqdn.js
