@@ -273,6 +273,44 @@ test('a restart right after an incremental change keeps the table (no drop windo
   await stopAll(b);
 });
 
+test('a restart keeping exactly the wanted table sends nothing; later changes are incremental against it', async () => {
+  const dir = stateDir();
+  const nft = new FakeNft();
+  const a = rig({ nft, store: new StateStore(dir) });
+  a.loop.start();
+  const want = [policy('a', '203.0.113.0/24', 443)];
+  a.want = compiled(want);
+  await until(a, () => a.loop.connected);
+  await a.loop.stop();
+  await a.loop.flushed();
+  const before = nft.dump();
+  const b = rig({ nft, store: new StateStore(dir) });
+  b.want = compiled(want);
+  const sent = applies(nft);
+  b.loop.start();
+  await until(b, () => b.loop.connected);
+  expect(b.loop.floor).toBe('kept');
+  expect(applies(nft)).toBe(sent); // no drop ruleset, no full load
+  expect(nft.dump()).toBe(before);
+  b.want = compiled([...want, policy('b', '203.0.113.10/32', 8000)]);
+  b.loop.request();
+  await until(b, () => applies(nft) > sent, 50);
+  expect(b.loop.applier.lastMode).toBe('incremental');
+  expect(nft.dump()).toBe(fresh(b.want.table));
+  // a legacy table back at policy drop is still relaxed with a full apply after a restart
+  await b.loop.stop();
+  await b.loop.flushed();
+  nft.seed({ ops: [{ verb: 'add', kind: 'table', table: { family: 'inet', name: 'metal' } }, { verb: 'add', kind: 'chain', table: { family: 'inet', name: 'metal' }, name: 'forward', base: { type: 'filter', hook: 'forward', priority: 0, policy: 'drop' } }] });
+  const c = rig({ nft, store: new StateStore(dir) });
+  c.want = b.want;
+  c.loop.start();
+  await until(c, () => c.loop.connected);
+  expect(c.loop.floor).toBe('kept');
+  expect(c.loop.applier.lastMode).toBe('full');
+  expect((await nft.baseChain({ family: 'inet', name: 'metal' }, 'forward'))!.policy).toBe('accept');
+  await stopAll(c);
+});
+
 test('a restart finding a table it did not apply drops', async () => {
   const dir = stateDir();
   const nft = new FakeNft();
