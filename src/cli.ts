@@ -13,22 +13,12 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { registerCrds } from './commands/crds';
 import { EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NOT_DEPLOYED, EXIT_OK } from './commands/exit-codes';
-import { registerExplain } from './commands/explain';
 import { parseMode } from './commands/options';
-import { registerPreflight } from './commands/preflight';
-import { registerRbac } from './commands/rbac';
-import { registerApply, registerCheck, registerDiff, registerRender } from './commands/render';
-import { registerStatus } from './commands/status';
 import { Mode } from './compile/mode';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, DaemonConfig, loadConfig, parseHostPort, parsePublished, parseUpstream } from './daemon/config';
-import { resolvConfUpstream } from './daemon/dns';
-import { IpRoute } from './host/iproute';
-import { NftCli, NftError, environmentProblem } from './nft/runner';
+import type { DaemonConfig } from './daemon/config';
+import type { NftError } from './nft/runner';
 import { EnvironmentError, oneLine } from './report/errors';
-import { jsonLogger } from './report/log';
-import { Notifier } from './report/notify';
 import { InputError } from './sources/files';
 import { VERSION } from './version';
 
@@ -38,7 +28,16 @@ function err(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/* eslint-disable @typescript-eslint/no-require-imports -- commands and the daemon's modules load on demand (see COMMANDS) */
+
+/** The nft edge (and child_process): only errors, the daemon and the commands that run nft need it. */
+function nftRunner(): typeof import('./nft/runner') {
+  return require('./nft/runner') as typeof import('./nft/runner');
+}
+
 function registerRun(prog: Command): void {
+  const { DEFAULT_METRICS_ADDRESS, DEFAULT_SEED_KUBECONFIG, DEFAULT_STATE_DIR, loadConfig, parseHostPort, parsePublished, parseUpstream } =
+    require('./daemon/config') as typeof import('./daemon/config');
   prog
     .command('run')
     .description('the daemon: drop until connected to seed and shoot, then enforce and report')
@@ -88,10 +87,12 @@ function registerRun(prog: Command): void {
         // The yaml library appends " at line L, column C:" and an excerpt of the file: keep the position only.
         throw new InputError((e as Error).message.replace(/ at line (\d+), column (\d+):[\s\S]*$/, ' (line $1, column $2)'));
       }
+      const { jsonLogger } = require('./report/log') as typeof import('./report/log');
+      const { IpRoute } = require('./host/iproute') as typeof import('./host/iproute');
+      const { Notifier } = require('./report/notify') as typeof import('./report/notify');
       const log = jsonLogger(undefined, config.logLevel);
       // Loaded here: the daemon pulls in the Kubernetes client, which alone takes most of a second
       // to load, and no other command needs it.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { Agent } = require('./daemon/agent') as typeof import('./daemon/agent');
       const agent = new Agent({
         input: config.sourceDir
@@ -102,7 +103,7 @@ function registerRun(prog: Command): void {
         dryRun: config.dryRun,
         stateDir: config.stateDir,
         restoreLastKnownGood: config.restoreLastKnownGood,
-        nft: new NftCli(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
+        nft: new (nftRunner().NftCli)(config.netns ? ['ip', 'netns', 'exec', config.netns] : []),
         log,
         http: config.metricsAddress ? parseHostPort(config.metricsAddress) : undefined,
         publish: config.publishedMetricsAddress ? parsePublished(config.publishedMetricsAddress) : undefined,
@@ -132,23 +133,31 @@ function registerRun(prog: Command): void {
 }
 
 /**
- * Every command of the program, in the order `--help` lists them. New commands: add their
- * `register…(prog)` here.
+ * Every command of the program, in the order `--help` lists them. Each is loaded only when it is
+ * registered, and a command line that names one command registers only that one: loading all of
+ * them (explain, preflight, the daemon's configuration, …) costs more than rendering a small
+ * landscape. New commands: add their `register…(prog)` here.
  */
-const COMMANDS: readonly ((prog: Command) => void)[] = [
-  registerRender,
-  registerCheck,
-  registerDiff,
-  registerApply,
-  registerStatus,
-  registerCrds,
-  registerRbac,
-  registerExplain,
-  registerPreflight,
-  registerRun,
+const COMMANDS: readonly { readonly name: string; readonly register: () => (prog: Command) => void }[] = [
+  { name: 'render', register: () => (require('./commands/render') as typeof import('./commands/render')).registerRender },
+  { name: 'check', register: () => (require('./commands/render') as typeof import('./commands/render')).registerCheck },
+  { name: 'diff', register: () => (require('./commands/render') as typeof import('./commands/render')).registerDiff },
+  { name: 'apply', register: () => (require('./commands/render') as typeof import('./commands/render')).registerApply },
+  { name: 'status', register: () => (require('./commands/status') as typeof import('./commands/status')).registerStatus },
+  { name: 'crds', register: () => (require('./commands/crds') as typeof import('./commands/crds')).registerCrds },
+  { name: 'rbac', register: () => (require('./commands/rbac') as typeof import('./commands/rbac')).registerRbac },
+  { name: 'explain', register: () => (require('./commands/explain') as typeof import('./commands/explain')).registerExplain },
+  { name: 'preflight', register: () => (require('./commands/preflight') as typeof import('./commands/preflight')).registerPreflight },
+  { name: 'run', register: () => registerRun },
 ];
 
-export function program(): Command {
+/** The command a command line names: its first word that is not an option (global options take no value). */
+function commandName(argv: readonly string[]): string | undefined {
+  return argv.slice(2).find((a) => !a.startsWith('-'));
+}
+
+/** The program; given the command line, with only the command it names (all of them for help or an unknown command). */
+export function program(argv?: readonly string[]): Command {
   const prog = new Command('firewall-agent')
     .description('Compiles ClusterwideNetworkPolicies, Services and the Firewall into one atomic nftables ruleset')
     .version(VERSION)
@@ -157,7 +166,8 @@ export function program(): Command {
     // main). Both settings are inherited by every command added below.
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`${str.split('\n').map((l) => l.trim()).filter(Boolean).join(' ')} (see --help)\n`) });
-  for (const register of COMMANDS) register(prog);
+  const named = argv === undefined ? undefined : COMMANDS.filter((c) => c.name === commandName(argv));
+  for (const c of named?.length ? named : COMMANDS) c.register()(prog);
   return prog;
 }
 
@@ -174,6 +184,7 @@ function isErrno(e: unknown): e is NodeJS.ErrnoException {
 /** The exit code for an error a command threw. */
 export function exitCodeFor(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
+  const { NftError, environmentProblem } = nftRunner();
   if (e instanceof EnvironmentError || environmentProblem(e)) return EXIT_ENVIRONMENT;
   if (e instanceof NftError) return EXIT_NOT_DEPLOYED;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -196,6 +207,7 @@ function nftRefusal(e: NftError): string {
 export function reportError(e: unknown, debug: boolean): number {
   const code = exitCodeFor(e);
   if (e instanceof CommanderError) return code; // commander has printed it (outputError)
+  const { NftError, environmentProblem } = nftRunner();
   const env = e instanceof EnvironmentError ? e : environmentProblem(e);
   let line: string;
   if (env) line = `${oneLine(env.message)}; hint: ${env.hint}`;
@@ -214,7 +226,7 @@ export function reportError(e: unknown, debug: boolean): number {
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   try {
-    await program().parseAsync([...argv]);
+    await program(argv).parseAsync([...argv]);
     return Number(process.exitCode ?? EXIT_OK);
   } catch (e) {
     return reportError(e, debugRequested(argv));
@@ -228,6 +240,7 @@ function numberFlag(v: string | boolean | undefined): number | undefined {
 
 /** The firewall's own resolver, the DNS proxy's upstream when nothing else is set. */
 function systemResolver(): { host: string; port: number } | undefined {
+  const { resolvConfUpstream } = require('./daemon/dns') as typeof import('./daemon/dns');
   try {
     return resolvConfUpstream(readFileSync('/etc/resolv.conf', 'utf8'));
   } catch {

@@ -3,12 +3,11 @@
  * nft -c, `diff` compares it with the kernel's table, `apply` loads it atomically.
  */
 import { Command, Option } from 'commander';
-import { createTwoFilesPatch } from 'diff';
-import { TABLE_NAME } from '../compile/compile';
+import { Compiled, TABLE_NAME } from '../compile/compile';
 import { Mode, State } from '../compile/mode';
 import { compileLandscape, loadLandscape, notFullyDeployed, reportLines } from '../landscape';
-import { renderTransaction } from '../nft/render';
-import { NftCli, UNPRIVILEGED_PREFIX, canonicalListing } from '../nft/runner';
+import { renderTransaction, writeTransaction } from '../nft/render';
+import type { NftCli } from '../nft/runner';
 import { EXIT_NOT_DEPLOYED, EXIT_OK, commandAction } from './exit-codes';
 import { collect, parseMode, parseState } from './options';
 
@@ -22,23 +21,47 @@ function err(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/**
+ * The nft edge, loaded by the commands that run nft: `render` does not, and loading it (with
+ * child_process) is a noticeable part of rendering a small landscape.
+ */
+function nftRunner(): typeof import('../nft/runner') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('../nft/runner') as typeof import('../nft/runner');
+}
+
 function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: number }> {
+/** The compiled input; the parsed input is garbage once this returns (a large one is tens of MiB). */
+async function compiledInput(opts: RenderOptions): Promise<Compiled> {
   const landscape = await loadLandscape(opts.file, opts.state, opts.mode);
   for (const n of landscape.notes) err(`note: ${n}`);
-  const compiled = compileLandscape(landscape);
-  for (const line of reportLines(compiled.reports)) err(line);
-  return { text: renderTransaction([compiled.table]), notDeployed: notFullyDeployed(compiled.reports).length };
+  return compileLandscape(landscape);
+}
+
+/** The compiled input, with its report on stderr. */
+async function compiled(opts: RenderOptions): Promise<Compiled> {
+  const c = await compiledInput(opts);
+  for (const line of reportLines(c.reports)) err(line);
+  return c;
+}
+
+async function build(opts: RenderOptions): Promise<{ text: string; notDeployed: number }> {
+  const c = await compiled(opts);
+  return { text: renderTransaction([c.table]), notDeployed: notFullyDeployed(c.reports).length };
 }
 
 /** The unified diff from the kernel's table to what `text` would make of it; undefined when they are the same. */
 async function kernelDiff(nft: NftCli, text: string): Promise<string | undefined> {
   const current = (await nft.listTable('inet', TABLE_NAME, { stateless: true })) ?? '';
-  const next = await canonicalListing(text, 'inet', TABLE_NAME);
-  return current === next ? undefined : createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
+  const next = await nftRunner().canonicalListing(text, 'inet', TABLE_NAME);
+  if (current === next) return undefined;
+  // Loaded here: only diff and apply --dry-run need it, and it costs render a noticeable part of its start.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createTwoFilesPatch } = require('diff') as typeof import('diff');
+  return createTwoFilesPatch('kernel', 'rendered', current, next, undefined, undefined, { context: 3 });
 }
 
 function withInputs(cmd: Command): Command {
@@ -51,8 +74,11 @@ function withInputs(cmd: Command): Command {
 export function registerRender(prog: Command): void {
   withInputs(prog.command('render').description('print the complete nft transaction for the input')).action(
     commandAction(async (opts: RenderOptions) => {
-      const { text } = await build(opts);
-      process.stdout.write(text);
+      // In pieces, never joined: the text of a large landscape is megabytes. Written once all are
+      // made, so stdout gets nothing unless the whole transaction rendered.
+      const pieces: string[] = [];
+      writeTransaction([(await compiled(opts)).table], (piece) => pieces.push(piece));
+      for (const piece of pieces) process.stdout.write(piece);
       return EXIT_OK;
     }),
   );
@@ -66,6 +92,7 @@ export function registerCheck(prog: Command): void {
       const { text, notDeployed } = await build(opts);
       // Without root, nft may not even read the kernel's cache; a user namespace (root there) with its
       // own network namespace lets CI pipelines validate the ruleset against the same kernel.
+      const { NftCli, UNPRIVILEGED_PREFIX } = nftRunner();
       await new NftCli(isRoot() ? [] : UNPRIVILEGED_PREFIX).checkText(text);
       if (notDeployed > 0) {
         err(`check: ${notDeployed} object(s) would not be fully deployed`);
@@ -83,7 +110,7 @@ export function registerDiff(prog: Command): void {
   ).action(
     commandAction(async (opts: RenderOptions) => {
       const { text } = await build(opts);
-      const patch = await kernelDiff(new NftCli(), text);
+      const patch = await kernelDiff(new (nftRunner().NftCli)(), text);
       if (patch === undefined) {
         err('diff: no changes against the kernel');
         return EXIT_OK;
@@ -100,7 +127,7 @@ export function registerApply(prog: Command): void {
     .action(
       commandAction(async (opts: RenderOptions & { dryRun?: boolean }) => {
         const { text } = await build(opts);
-        const nft = new NftCli();
+        const nft = new (nftRunner().NftCli)();
         await nft.checkText(text);
         if (opts.dryRun) {
           process.stdout.write(text);

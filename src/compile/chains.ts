@@ -37,9 +37,15 @@ export function clusterSaddr(fam: Family): NftSetMatch {
   return { kind: 'set', expr: `${ipKeyword(fam)} saddr`, set: fam === 4 ? 'cluster_prefixes' : 'cluster_prefixes_v6' };
 }
 
+// Rules are never changed once made: the accept chains (one per policy and direction, tens of
+// thousands) share these parts.
+const NO_MATCH: readonly NftMatch[] = Object.freeze([]);
+const ANONYMOUS_COUNTER: NftRule['counter'] = Object.freeze({ kind: 'anonymous' });
+const ACCEPT: NftRule['statement'] = Object.freeze({ kind: 'accept' });
+
 /** counter + accept, the rule every per-object chain ends with; its counter is what metrics read. */
-function countedAccept(match: NftMatch[], text: string): NftRule {
-  return { match, counter: { kind: 'anonymous' }, statement: { kind: 'accept' }, comment: safeComment(text) };
+function countedAccept(match: readonly NftMatch[], text: string): NftRule {
+  return { match, counter: ANONYMOUS_COUNTER, statement: ACCEPT, comment: safeComment(text) };
 }
 
 function countedDrop(match: NftMatch[], counter: string | undefined, text: string): NftRule {
@@ -53,10 +59,9 @@ function countedDrop(match: NftMatch[], counter: string | undefined, text: strin
 
 /** A per-policy or per-service chain: optionally log (rate-limited), then count and accept. */
 export function acceptChain(name: string, text: string, logAccepted: boolean): NftChain {
-  const rules: NftRule[] = [];
-  if (logAccepted) rules.push({ match: [LOG_LIMIT], statement: { kind: 'text', text: logPrefix('nftables-firewall-accepted: ') } });
-  rules.push(countedAccept([], text));
-  return { name, rules };
+  const accept = countedAccept(NO_MATCH, text);
+  if (!logAccepted) return { name, rules: [accept] };
+  return { name, rules: [{ match: [LOG_LIMIT], statement: { kind: 'text', text: logPrefix('nftables-firewall-accepted: ') } }, accept] };
 }
 
 export function baseTable(sets: NftSet[], maps: NftMap[], chains: NftChain[]): NftTable {

@@ -19,10 +19,11 @@ import { addrType, range } from '../nft/syntax';
 import { acceptChain, baseTable, disconnectedTable, forwardBaseChain, metricsInputChain, postroutingBaseChain } from './chains';
 import { allowedSets } from './forbidden';
 import { DnsProxyAddress, FqdnTarget, fqdnChain, fqdnSets, interceptChain, policyTargets } from './fqdn';
-import { PolicyItems, addDims, addServiceBoxes, countDims, emptyDirection, policyItems, serviceChain } from './items';
+import { DirectionDims, PolicyItems, addServiceBoxes, countDims, directionBoxes, policyItems, serviceChain } from './items';
 import { policyMaps } from './maps';
 import { Mode, State, resolveMode } from './mode';
-import { Box, PartitionCache } from './partition';
+import { BoxTable, emptyTable } from './boxes';
+import { PartitionCache } from './partition';
 import { ObjectKind, ObjectReport, policyReports, serviceReports } from './reports';
 import { SHARD_MAX } from './shard';
 
@@ -110,8 +111,8 @@ export function compile(input: CompileInput): Compiled {
   };
 
   const pol = policyReports(input.policies, mode, fw);
-  const egress = emptyDirection();
-  const ingress = emptyDirection();
+  const egressDims: DirectionDims[] = [];
+  const ingressDims: DirectionDims[] = [];
   const egressChains: string[] = [];
   const ingressChains: string[] = [];
   const fqdnAllowed = mode === 'forbidden' ? allowedSets(fw).egress : undefined;
@@ -124,8 +125,8 @@ export function compile(input: CompileInput): Compiled {
     }
     egressChains[owner] = items.egressChain;
     ingressChains[owner] = items.ingressChain;
-    addDims(egress, owner, items.egress);
-    addDims(ingress, owner, items.ingress);
+    egressDims[owner] = items.egress;
+    ingressDims[owner] = items.ingress;
     const account = { kind: 'ClusterwideNetworkPolicy', ref: p.ref, policy: p.ref.name } as const;
     const targets = policyTargets(p, fqdnAllowed);
     if (targets.length > 0) fqdnPolicies.push({ policy: p, egressChain: items.egressChain, targets });
@@ -137,7 +138,7 @@ export function compile(input: CompileInput): Compiled {
   });
 
   const svc = serviceReports(input.services, mode, fw);
-  const svcBoxes: Record<Family, Box[]> = { 4: [], 6: [] };
+  const svcBoxes: Record<Family, BoxTable> = { 4: emptyTable(4), 6: emptyTable(4) };
   const svcChains: string[] = [];
   svc.services.forEach((s, owner) => {
     svcChains[owner] = serviceChain(s);
@@ -148,7 +149,7 @@ export function compile(input: CompileInput): Compiled {
   });
 
   const { maps, lookupChains } = policyMaps(
-    { egress, ingress, services: svcBoxes, egressChains, ingressChains, serviceChains: svcChains, policies: pol.deployed },
+    { egress: directionBoxes(egressDims), ingress: directionBoxes(ingressDims), services: svcBoxes, egressChains, ingressChains, serviceChains: svcChains, policies: pol.deployed },
     input.cache,
     input.shardMax ?? SHARD_MAX,
   );

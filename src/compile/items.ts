@@ -3,30 +3,32 @@
  * the index of their owner, and the names of the owners' accept chains. A policy's part does not
  * depend on the other policies, so a daemon keeps it per parsed policy (CompileCache). Pure.
  */
-import { createHash } from 'node:crypto';
-import { AddrRange, FAMILY_BITS, Family } from '../model/address';
+import { hash } from 'node:crypto';
+import { AddrRange, FAMILY_BITS, Family, prefixRange } from '../model/address';
 import { EgressRule, Peers, Policy, PolicyRule } from '../model/cwnp';
 import { formatRef } from '../model/names';
-import { PROTOCOL_NUMBER, PortSpec } from '../model/ports';
+import { PROTOCOL_NUMBER } from '../model/ports';
 import { RangeSet, fromPrefixes, normalize, subtract } from '../model/rangeset';
 import { NAME_MAX } from '../nft/syntax';
 import { FAMILIES } from './chains';
-import { Box } from './partition';
+import { BoxTable, Coord, appendBoxes } from './boxes';
 import { DeployedService } from './reports';
-
-type Dims = Box['dims'];
 
 export function fullRange(family: Family): AddrRange {
   return { family, lo: 0n, hi: (1n << BigInt(FAMILY_BITS[family])) - 1n };
 }
 
 function shortHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+  return hash('sha256', text, 'hex').slice(0, 8);
+}
+
+function hashedChainName(prefix: string, keyHash: string, readable: string): string {
+  return `${prefix}-${keyHash}-${readable}`.slice(0, NAME_MAX);
 }
 
 /** Unique by the hash of the full key, readable by the (possibly cut) name. */
 export function chainName(prefix: string, key: string, readable: string): string {
-  return `${prefix}-${shortHash(key)}-${readable}`.slice(0, NAME_MAX);
+  return hashedChainName(prefix, shortHash(key), readable);
 }
 
 /** Addresses a rule's peers cover, per family (except removed, overlaps merged). */
@@ -34,54 +36,106 @@ export function peerRanges(peers: Peers): Record<Family, RangeSet> {
   if (peers.kind === 'any') return { 4: [fullRange(4)], 6: [fullRange(6)] };
   const out: Record<Family, AddrRange[]> = { 4: [], 6: [] };
   for (const b of peers.blocks) {
-    const allowed = subtract(fromPrefixes([b.cidr], b.cidr.family), fromPrefixes(b.except, b.cidr.family));
-    out[b.cidr.family].push(...allowed);
+    const cidr = prefixRange(b.cidr);
+    // Most blocks have no except: their range as it is.
+    if (b.except.length === 0) out[b.cidr.family].push(cidr);
+    else out[b.cidr.family].push(...subtract([cidr], fromPrefixes(b.except, b.cidr.family)));
   }
   return { 4: normalize(out[4]), 6: normalize(out[6]) };
 }
 
-export function iv(lo: bigint | number, hi: bigint | number): { lo: bigint; hi: bigint } {
-  return { lo: BigInt(lo), hi: BigInt(hi) };
+/** An address as a partition coordinate: a number for IPv4 (exact in a double), a bigint for IPv6. */
+function addrCoord(family: Family, v: bigint): Coord {
+  return family === 4 ? Number(v) : v;
 }
 
-/** dims [proto, port, addr]: the partition splits the address last, which keeps cells few. */
-function portDims(p: PortSpec, r: AddrRange): Dims {
-  const proto = PROTOCOL_NUMBER[p.protocol];
-  return [iv(proto, proto), iv(p.range.lo, p.range.hi), iv(r.lo, r.hi)];
+const NO_COORDS: readonly Coord[] = Object.freeze([]);
+
+/**
+ * peerRanges as flat [lo, hi, …] coords per family. The usual rule, IPv4 blocks without except
+ * that neither overlap nor touch, is done on numbers: no range objects or bigints for the 100k+
+ * prefixes of a large landscape. Anything else goes through peerRanges.
+ */
+function peerCoords(peers: Peers): Record<Family, readonly Coord[]> {
+  if (peers.kind === 'blocks' && peers.blocks.every((b) => b.cidr.family === 4 && b.except.length === 0)) {
+    const out: number[] = new Array<number>(2 * peers.blocks.length);
+    peers.blocks.forEach((b, n) => {
+      const lo = Number(b.cidr.network);
+      // Insertion by lo: a rule has a few blocks.
+      let k = 2 * n;
+      for (; k > 0 && out[k - 2]! > lo; k -= 2) {
+        out[k] = out[k - 2]!;
+        out[k + 1] = out[k - 1]!;
+      }
+      out[k] = lo;
+      out[k + 1] = lo + 2 ** (32 - b.cidr.length) - 1;
+    });
+    let apart = true;
+    for (let k = 2; k < out.length; k += 2) if (out[k]! <= out[k - 1]! + 1) apart = false;
+    if (apart) return { 4: out, 6: NO_COORDS };
+  }
+  const ranges = peerRanges(peers);
+  const coords = (fam: Family): Coord[] => ranges[fam].flatMap((r) => [addrCoord(fam, r.lo), addrCoord(fam, r.hi)]);
+  return { 4: coords(4), 6: coords(6) };
 }
 
-/** Boxes of one direction's maps, per family. */
+/** Boxes of one direction's maps, per family: [addr] for rules without ports, else [proto, port, addr]. */
 export interface DirectionBoxes {
-  readonly any: Record<Family, Box[]>;
-  readonly ports: Record<Family, Box[]>;
+  readonly any: Record<Family, BoxTable>;
+  readonly ports: Record<Family, BoxTable>;
 }
 
-export function emptyDirection(): DirectionBoxes {
-  return { any: { 4: [], 6: [] }, ports: { 4: [], 6: [] } };
-}
-
-/** A direction's box dimensions of one policy, per map and family (owners are set per compile). */
+/**
+ * A direction's boxes of one policy, per map and family, as flat coords (BoxTable without owners:
+ * owners are set per compile).
+ */
 export interface DirectionDims {
-  readonly any: Record<Family, Dims[]>;
-  readonly ports: Record<Family, Dims[]>;
+  readonly any: Record<Family, readonly Coord[]>;
+  readonly ports: Record<Family, readonly Coord[]>;
 }
 
 function ruleDims(rules: readonly PolicyRule[]): DirectionDims {
-  const out: DirectionDims = { any: { 4: [], 6: [] }, ports: { 4: [], 6: [] } };
-  for (const rule of rules) {
-    const ranges = peerRanges(rule.peers);
-    for (const fam of FAMILIES) {
-      for (const r of ranges[fam]) {
-        if (rule.ports.kind === 'any') out.any[fam].push([iv(r.lo, r.hi)]);
-        else for (const p of rule.ports.ports) out.ports[fam].push(portDims(p, r));
+  // Ranges first, so that every list is allocated once at its final size (growing it by push
+  // would copy it several times: 100k+ boxes).
+  const ranges = rules.map((rule) => peerCoords(rule.peers));
+  const dims = (fam: Family, withPorts: boolean): readonly Coord[] => {
+    let n = 0;
+    rules.forEach((rule, k) => {
+      if (rule.ports.kind === 'list') n += withPorts ? 3 * ranges[k]![fam].length * rule.ports.ports.length : 0;
+      else n += withPorts ? 0 : ranges[k]![fam].length;
+    });
+    if (n === 0) return NO_COORDS; // most lists are empty (IPv6, rules without ports): one shared
+    const out = new Array<Coord>(n);
+    let at = 0;
+    rules.forEach((rule, k) => {
+      if ((rule.ports.kind === 'list') !== withPorts) return;
+      const addrs = ranges[k]![fam];
+      for (let r = 0; r < addrs.length; r += 2) {
+        const lo = addrs[r]!;
+        const hi = addrs[r + 1]!;
+        if (rule.ports.kind === 'any') {
+          out[at++] = lo;
+          out[at++] = hi;
+          continue;
+        }
+        // dims [proto, port, addr]: the partition splits the address last, which keeps cells few.
+        for (const p of rule.ports.ports) {
+          out[at++] = PROTOCOL_NUMBER[p.protocol];
+          out[at++] = PROTOCOL_NUMBER[p.protocol];
+          out[at++] = p.range.lo;
+          out[at++] = p.range.hi;
+          out[at++] = lo;
+          out[at++] = hi;
+        }
       }
-    }
-  }
-  return out;
+    });
+    return out;
+  };
+  return { any: { 4: dims(4, false), 6: dims(6, false) }, ports: { 4: dims(4, true), 6: dims(6, true) } };
 }
 
 export function countDims(d: DirectionDims): number {
-  return FAMILIES.reduce((n, f) => n + d.any[f].length + d.ports[f].length, 0);
+  return FAMILIES.reduce((n, f) => n + d.any[f].length / 2 + d.ports[f].length / 6, 0);
 }
 
 /** What a policy contributes, independent of the other policies: worth keeping per parsed policy. */
@@ -93,21 +147,37 @@ export interface PolicyItems {
 }
 
 export function policyItems(p: Policy): PolicyItems {
-  const key = formatRef(p.ref);
+  const hash = shortHash(formatRef(p.ref));
   return {
-    egressChain: chainName('cwnp-e', key, p.ref.name),
-    ingressChain: chainName('cwnp-i', key, p.ref.name),
+    egressChain: hashedChainName('cwnp-e', hash, p.ref.name),
+    ingressChain: hashedChainName('cwnp-i', hash, p.ref.name),
     // toFQDNs rules open the addresses DNS answers name, through dynamic sets (fqdn.ts), not maps
     egress: ruleDims(p.egress.filter((r: EgressRule) => !r.toFqdns)),
     ingress: ruleDims(p.ingress),
   };
 }
 
-export function addDims(target: DirectionBoxes, owner: number, d: DirectionDims): void {
-  for (const fam of FAMILIES) {
-    for (const dims of d.any[fam]) target.any[fam].push({ owner, dims });
-    for (const dims of d.ports[fam]) target.ports[fam].push({ owner, dims });
+/** The boxes of every owner's dims (owner = index), each table allocated once at its final size. */
+export function directionBoxes(parts: readonly DirectionDims[]): DirectionBoxes {
+  return {
+    any: { 4: boxTable(1, parts.map((d) => d.any[4])), 6: boxTable(1, parts.map((d) => d.any[6])) },
+    ports: { 4: boxTable(3, parts.map((d) => d.ports[4])), 6: boxTable(3, parts.map((d) => d.ports[6])) },
+  };
+}
+
+/** One table of `dims`-dimensional boxes from each owner's coords (owner = index). */
+function boxTable(dims: number, coords: readonly (readonly Coord[])[]): BoxTable {
+  let n = 0;
+  for (let o = 0; o < coords.length; o++) n += coords[o]!.length;
+  const t: BoxTable = { dims, owners: new Array<number>(n / (2 * dims)), coords: new Array<Coord>(n) };
+  let box = 0;
+  let at = 0;
+  for (let o = 0; o < coords.length; o++) {
+    const c = coords[o]!;
+    for (let k = 0; k < c.length; k++) t.coords[at++] = c[k]!;
+    for (let k = 0; k < c.length; k += 2 * dims) t.owners[box++] = o;
   }
+  return t;
 }
 
 export function serviceChain(s: DeployedService): string {
@@ -118,14 +188,15 @@ export function serviceChain(s: DeployedService): string {
  * A Service's boxes [proto, port, daddr, saddr] into `target`; the count added. Without source
  * ranges the source is the whole family of the IP (never the other family's ranges).
  */
-export function addServiceBoxes(target: Record<Family, Box[]>, owner: number, { svc, ips }: DeployedService): number {
+export function addServiceBoxes(target: Record<Family, BoxTable>, owner: number, { svc, ips }: DeployedService): number {
   let n = 0;
   for (const ip of ips) {
     const sources: AddrRange[] = svc.sourceRanges.length === 0 ? [fullRange(ip.family)] : [...fromPrefixes(svc.sourceRanges, ip.family)];
+    const addr = addrCoord(ip.family, ip.value);
     for (const p of svc.ports) {
       const proto = PROTOCOL_NUMBER[p.protocol];
       for (const src of sources) {
-        target[ip.family].push({ owner, dims: [iv(proto, proto), iv(p.range.lo, p.range.hi), iv(ip.value, ip.value), iv(src.lo, src.hi)] });
+        appendBoxes(target[ip.family], owner, [proto, proto, p.range.lo, p.range.hi, addr, addr, addrCoord(ip.family, src.lo), addrCoord(ip.family, src.hi)]);
         n++;
       }
     }

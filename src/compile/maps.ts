@@ -5,20 +5,21 @@
  * block (shard.ts): a dispatch map on the address jumps to one small lookup chain and map per
  * block, which keeps load time and lookups small at tens of thousands of elements.
  */
-import { AddrRange, FAMILY_BITS, Family } from '../model/address';
-import { protocolFromNumber } from '../model/ports';
+import { FAMILY_BITS, Family } from '../model/address';
+import { PROTOCOL_NUMBER, Protocol } from '../model/ports';
 import { NftChain, NftChainVerdict, NftElement, NftMap } from '../nft/ruleset';
-import { addrType, ipKeyword, ports, protocol, range } from '../nft/syntax';
+import { addrRange, addrType, ipKeyword, ports, protocol, range } from '../nft/syntax';
 import type { CompileCache } from './compile';
 import { FAMILIES } from './chains';
 import { DirectionBoxes } from './items';
-import { Box, Cell, partition, partitionCached } from './partition';
+import { BoxTable, toBoxes } from './boxes';
+import { Cell, Cells, partitionCached, partitionCells } from './partition';
 import { shardBoxes, shardContent, shardName } from './shard';
 
 export interface MapInputs {
   readonly egress: DirectionBoxes;
   readonly ingress: DirectionBoxes;
-  readonly services: Record<Family, Box[]>;
+  readonly services: Record<Family, BoxTable>;
   /** Accept chain per owner index. */
   readonly egressChains: readonly string[];
   readonly ingressChains: readonly string[];
@@ -34,40 +35,38 @@ export interface Maps {
   readonly lookupChains: NftChain[];
 }
 
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+
 /** One verdict object per owner: maps can hold 100k+ elements and share them. */
 function gotos(chains: readonly string[]): NftChainVerdict[] {
   return chains.map((chain) => ({ kind: 'goto', chain }));
 }
 
-function cellRange(family: Family, c: Cell, d: number): AddrRange {
-  return { family, lo: c.dims[d]!.lo, hi: c.dims[d]!.hi };
-}
-
-function protoPort(c: Cell): string[] {
-  return [protocol(protocolFromNumber(Number(c.dims[0]!.lo))), ports({ lo: Number(c.dims[1]!.lo), hi: Number(c.dims[1]!.hi) })];
-}
-
 function anyElements(family: Family, cells: Cell[], verdicts: readonly NftChainVerdict[]): NftElement[] {
-  return cells.map((c) => ({ key: [range(cellRange(family, c, 0))], verdict: verdicts[c.owner]! }));
+  return cells.map((c) => ({ key: [addrRange(family, c.dims[0]!.lo, c.dims[0]!.hi)], verdict: verdicts[c.owner]! }));
 }
 
-/** dims: [proto, port, addr]; key order: addr . proto . port */
-function portElements(family: Family, cells: Cell[], verdicts: readonly NftChainVerdict[]): NftElement[] {
-  return cells.map((c) => ({ key: [range(cellRange(family, c, 2)), ...protoPort(c)], verdict: verdicts[c.owner]! }));
-}
-
-/** dims: [proto, port, daddr, saddr]; key order: daddr . proto . port . saddr */
-function serviceElements(family: Family, cells: Cell[], verdicts: readonly NftChainVerdict[]): NftElement[] {
-  return cells.map((c) => ({ key: [range(cellRange(family, c, 2)), ...protoPort(c), range(cellRange(family, c, 3))], verdict: verdicts[c.owner]! }));
-}
-
-/** Protocol cells may span tcp..udp only if both are present with nothing between; split them. */
-function splitProtocols(cells: Cell[]): Cell[] {
-  const out: Cell[] = [];
-  for (const c of cells) {
-    const p = c.dims[0]!;
-    for (const n of [6n, 17n]) {
-      if (p.lo <= n && n <= p.hi) out.push({ owner: c.owner, dims: [{ lo: n, hi: n }, ...c.dims.slice(1)] });
+/**
+ * The elements of a concatenated map, one per cell and protocol: dims [proto, port, addr, …more
+ * addresses], key order addr . proto . port . more. A cell may span tcp..udp (both present with
+ * nothing between); it becomes one element per protocol.
+ */
+function concatElements(family: Family, cells: Cells, verdicts: readonly NftChainVerdict[]): NftElement[] {
+  const out: NftElement[] = [];
+  // Few distinct port ranges, many cells: their text is shared.
+  const portTexts = new Map<number, string>();
+  for (let i = 0; i < cells.length; i++) {
+    const lo = Number(cells.lo(i, 1));
+    const hi = Number(cells.hi(i, 1));
+    let port = portTexts.get(lo * 65536 + hi);
+    if (port === undefined) portTexts.set(lo * 65536 + hi, (port = ports({ lo, hi })));
+    const addr = addrRange(family, cells.lo(i, 2), cells.hi(i, 2));
+    for (const proto of PROTOCOLS) {
+      const n = PROTOCOL_NUMBER[proto];
+      if (cells.lo(i, 0) > n || n > cells.hi(i, 0)) continue;
+      const key = [addr, protocol(proto), port];
+      for (let d = 3; d < cells.dims; d++) key.push(addrRange(family, cells.lo(i, d), cells.hi(i, d)));
+      out.push({ key, verdict: verdicts[cells.owner(i)]! });
     }
   }
   return out;
@@ -77,19 +76,19 @@ function splitProtocols(cells: Cell[]): Cell[] {
 export function policyMaps(input: MapInputs, cache: CompileCache | undefined, shardMax: number): Maps {
   const maps: NftMap[] = [];
   const lookupChains: NftChain[] = [];
-  const cells = (name: string, boxes: Box[], dim: number, names: readonly string[]): Cell[] => {
+  const cells = (name: string, boxes: BoxTable, dim: number, names: readonly string[]): Cell[] => {
     const parts = cache?.partitions;
     let c = parts?.get(name);
     if (parts && !c) parts.set(name, (c = new Map()));
-    return partitionCached(boxes, dim, names, c);
+    return partitionCached(toBoxes(boxes), dim, names, c);
   };
   const sharded = (
     name: string,
     fam: Family,
     keyType: string,
     lookup: string,
-    boxes: Box[],
-    toElements: (cells: Cell[]) => NftElement[],
+    boxes: BoxTable,
+    verdicts: readonly NftChainVerdict[],
     sources?: readonly object[],
   ): NftMap => {
     const bits = FAMILY_BITS[fam];
@@ -99,11 +98,11 @@ export function policyMaps(input: MapInputs, cache: CompileCache | undefined, sh
       // Boxes come in owner order: the shard's sources are the owners' objects as they change.
       const memoize = sources !== undefined && cache !== undefined;
       const from: object[] = [];
-      if (memoize) for (const i of s.indices) if (from[from.length - 1] !== sources[boxes[i]!.owner]) from.push(sources[boxes[i]!.owner]!);
+      if (memoize) for (const i of s.indices) if (from[from.length - 1] !== sources[boxes.owners[i]!]) from.push(sources[boxes.owners[i]!]!);
       const memo = memoize ? cache.shards.get(shard) : undefined;
       let elements = memo && memo.sources.length === from.length && memo.sources.every((o, i) => o === from[i]) ? memo.elements : undefined;
       if (!elements) {
-        elements = toElements(splitProtocols(partition(shardContent(boxes, s, 2))));
+        elements = concatElements(fam, partitionCells(shardContent(boxes, s, 2)), verdicts);
         if (memoize) cache.shards.set(shard, { sources: from, elements });
       }
       maps.push({ name: shard, keyType, flags: ['interval'], elements });
@@ -120,7 +119,7 @@ export function policyMaps(input: MapInputs, cache: CompileCache | undefined, sh
     const t = addrType(fam);
     const ip = ipKeyword(fam);
     const portKey = `${t} . inet_proto . inet_service`;
-    const any = (name: string, boxes: Box[], names: readonly string[], verdicts: NftChainVerdict[]): NftMap => ({
+    const any = (name: string, boxes: BoxTable, names: readonly string[], verdicts: NftChainVerdict[]): NftMap => ({
       name,
       keyType: t,
       flags: ['interval'],
@@ -130,10 +129,10 @@ export function policyMaps(input: MapInputs, cache: CompileCache | undefined, sh
     // (a cache keeps the groups a change does not touch); the concatenated maps are sharded.
     maps.push(
       any(`egress_any_${sfx}`, input.egress.any[fam], input.egressChains, egress),
-      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, input.egress.ports[fam], (c) => portElements(fam, c, egress), input.policies),
+      sharded(`egress_ports_${sfx}`, fam, portKey, `${ip} daddr . meta l4proto . th dport`, input.egress.ports[fam], egress, input.policies),
       any(`ingress_any_${sfx}`, input.ingress.any[fam], input.ingressChains, ingress),
-      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, input.ingress.ports[fam], (c) => portElements(fam, c, ingress), input.policies),
-      sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, input.services[fam], (c) => serviceElements(fam, c, services)),
+      sharded(`ingress_ports_${sfx}`, fam, portKey, `${ip} saddr . meta l4proto . th dport`, input.ingress.ports[fam], ingress, input.policies),
+      sharded(`services_${sfx}`, fam, `${portKey} . ${t}`, `${ip} daddr . meta l4proto . th dport . ${ip} saddr`, input.services[fam], services),
     );
   }
   // Shards that no longer exist leave the cache with their map.

@@ -7,247 +7,121 @@
  * the same owner so the element count stays close to the input size. The union of the cells is
  * exactly the union of the boxes, so no address, protocol or port is added or lost.
  *
- * How: each dimension's endpoints are first compressed to small integers (only order and adjacency
- * matter), so the work runs on plain numbers even for 128-bit addresses. Then a sweep over the
- * first dimension's elementary intervals partitions the rest recursively (memoised by the set of
- * active boxes) and extends every sub-cell along the first dimension for as long as it repeats.
+ * How: the work runs on plain numbers (sweep.ts): the values themselves where they fit a double
+ * (ports, IPv4), indices for 128-bit addresses, whose endpoints are first compressed to small
+ * integers (only order and adjacency matter).
  */
 
-export interface Interval {
-  readonly lo: bigint;
-  readonly hi: bigint;
+import { Box, BoxTable, Cell, Coord, Interval, cmp, succ, toTable } from './boxes';
+import { Sweep } from './sweep';
+
+export type { Box, BoxTable, Cell, Coord, Interval } from './boxes';
+
+/** Index of `v` in the sorted array `pts` (present by construction). */
+function indexOf(pts: readonly bigint[], v: bigint): number {
+  let a = 0;
+  let b = pts.length - 1;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (pts[m]! < v) a = m + 1;
+    else b = m;
+  }
+  return a;
 }
 
-export interface Box {
-  readonly owner: number;
-  /** One interval per dimension; all boxes have the same number of dimensions. */
-  readonly dims: readonly Interval[];
-}
-
-export type Cell = Box;
-
-/** Compressed interval: indices into the dimension's sorted endpoint list, inclusive. */
-interface NBox {
-  readonly owner: number;
-  readonly lo: Int32Array;
-  readonly hi: Int32Array;
-}
-
-interface NCell {
-  owner: number;
-  /** [lo0, hi0, lo1, hi1, …] for the dimensions from the current depth on. */
-  iv: number[];
-  key?: string;
-}
-
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-function cmp(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Min-heap of (owner, hi) with lazy removal of entries that ended. */
-class OwnerHeap {
-  private owners: number[] = [];
-  private his: number[] = [];
-
-  push(owner: number, hi: number): void {
-    const o = this.owners;
-    const h = this.his;
-    o.push(owner);
-    h.push(hi);
-    let i = o.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (o[p]! <= o[i]!) break;
-      [o[p], o[i]] = [o[i]!, o[p]!];
-      [h[p], h[i]] = [h[i]!, h[p]!];
-      i = p;
+/**
+ * Puts dimension d of every box into lo/hi. Numbers go in as they are; bigints (IPv6) are
+ * compressed: the endpoints lo and hi+1 become indices, [lo, hi] ↦ [idx(lo), idx(hi+1)-1], and
+ * the value of each index's first and last point is returned to map cells back.
+ */
+function load(t: BoxTable, d: number, lo: Float64Array, hi: Float64Array): { los: bigint[]; his: bigint[] } | undefined {
+  const { coords, dims: nd } = t;
+  const n = t.owners.length;
+  const at = (i: number, k: 0 | 1): Coord => coords[2 * (i * nd + d) + k]!;
+  let big = false;
+  for (let i = 0; i < n; i++) if (typeof at(i, 0) === 'bigint' || typeof at(i, 1) === 'bigint') big = true;
+  if (!big) {
+    for (let i = 0; i < n; i++) {
+      lo[i * nd + d] = at(i, 0) as number;
+      hi[i * nd + d] = at(i, 1) as number;
     }
+    return undefined;
+  }
+  const all: bigint[] = [];
+  for (let i = 0; i < n; i++) all.push(BigInt(at(i, 0)), BigInt(at(i, 1)) + 1n);
+  all.sort(cmp);
+  const uniq = all.filter((p, k) => k === 0 || all[k - 1] !== p);
+  for (let i = 0; i < n; i++) {
+    lo[i * nd + d] = indexOf(uniq, BigInt(at(i, 0)));
+    hi[i * nd + d] = indexOf(uniq, BigInt(at(i, 1)) + 1n) - 1;
+  }
+  return { los: uniq, his: uniq.slice(1).map((p) => p - 1n) };
+}
+
+/** A partition's cells, read by index; values have the type their dimension had in the boxes. */
+export class Cells {
+  private readonly stride: number;
+
+  constructor(
+    private readonly flat: readonly number[],
+    /** Dimensions per cell. */
+    readonly dims: number,
+    /** Per dimension, the values of compressed indices; undefined: the cells hold the values. */
+    private readonly los: readonly (bigint[] | undefined)[],
+    private readonly his: readonly (bigint[] | undefined)[],
+  ) {
+    this.stride = 1 + 2 * dims;
   }
 
-  private pop(): void {
-    const o = this.owners;
-    const h = this.his;
-    const lastO = o.pop()!;
-    const lastH = h.pop()!;
-    if (o.length === 0) return;
-    o[0] = lastO;
-    h[0] = lastH;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < o.length && o[l]! < o[m]!) m = l;
-      if (r < o.length && o[r]! < o[m]!) m = r;
-      if (m === i) break;
-      [o[m], o[i]] = [o[i]!, o[m]!];
-      [h[m], h[i]] = [h[i]!, h[m]!];
-      i = m;
-    }
+  get length(): number {
+    return this.flat.length / this.stride;
   }
 
-  /** The winning owner still active at `at`, or -1. */
-  top(at: number): number {
-    while (this.owners.length > 0 && this.his[0]! < at) this.pop();
-    return this.owners.length > 0 ? this.owners[0]! : -1;
+  owner(i: number): number {
+    return this.flat[i * this.stride]!;
+  }
+
+  lo(i: number, d: number): Coord {
+    const v = this.flat[i * this.stride + 1 + 2 * d]!;
+    return this.los[d]?.[v] ?? v;
+  }
+
+  hi(i: number, d: number): Coord {
+    const v = this.flat[i * this.stride + 2 + 2 * d]!;
+    return this.his[d]?.[v] ?? v;
+  }
+
+  toArray(): Cell[] {
+    return Array.from({ length: this.length }, (_, i) => ({
+      owner: this.owner(i),
+      dims: Array.from({ length: this.dims }, (_, d) => ({ lo: this.lo(i, d), hi: this.hi(i, d) })),
+    }));
   }
 }
 
-function boundaries(boxes: readonly NBox[], d: number): number[] {
-  const pts = new Array<number>(boxes.length * 2);
-  let k = 0;
-  for (const b of boxes) {
-    pts[k++] = b.lo[d]!;
-    pts[k++] = b.hi[d]! + 1;
+/** The partition in compact form, cells ordered by their low corner (dimension by dimension). */
+export function partitionCells(t: BoxTable): Cells {
+  const nd = t.dims;
+  const n = t.owners.length;
+  for (let k = 0; k < t.coords.length; k += 2) if (t.coords[k]! > t.coords[k + 1]!) throw new Error('partition: empty interval');
+  const lo = new Float64Array(n * nd);
+  const hi = new Float64Array(n * nd);
+  const los: (bigint[] | undefined)[] = [];
+  const his: (bigint[] | undefined)[] = [];
+  for (let d = 0; d < nd; d++) {
+    const c = load(t, d, lo, hi);
+    los.push(c?.los);
+    his.push(c?.his);
   }
-  pts.sort((a, b) => a - b);
-  const out: number[] = [];
-  for (const p of pts) if (out.length === 0 || out[out.length - 1] !== p) out.push(p);
-  return out;
+  const ids = Array.from({ length: n }, (_, i) => i);
+  const flat = new Sweep(nd, lo, hi, Int32Array.from(t.owners)).cells(ids, 0);
+  return new Cells(flat, nd, los, his);
 }
 
-function byLo(boxes: readonly NBox[], d: number): NBox[] {
-  return [...boxes].sort((a, b) => a.lo[d]! - b.lo[d]!);
-}
-
-/** Last dimension: sweep with a heap, emit owner segments, join equal neighbours. */
-function partitionLast(boxes: readonly NBox[], d: number): NCell[] {
-  const pts = boundaries(boxes, d);
-  const sorted = byLo(boxes, d);
-  const heap = new OwnerHeap();
-  const out: NCell[] = [];
-  let next = 0;
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const lo = pts[i]!;
-    const hi = pts[i + 1]! - 1;
-    while (next < sorted.length && sorted[next]!.lo[d]! <= lo) {
-      heap.push(sorted[next]!.owner, sorted[next]!.hi[d]!);
-      next++;
-    }
-    const owner = heap.top(lo);
-    if (owner < 0) continue;
-    const prev = out[out.length - 1];
-    if (prev && prev.owner === owner && prev.iv[1]! + 1 === lo) prev.iv[1] = hi;
-    else out.push({ owner, iv: [lo, hi] });
-  }
-  return out;
-}
-
-function cellKey(c: NCell): string {
-  return (c.key ??= `${c.owner}:${c.iv.join(',')}`);
-}
-
-function partitionFrom(boxes: readonly NBox[], d: number, ndims: number): NCell[] {
-  if (boxes.length === 0) return [];
-  if (d === ndims - 1) return partitionLast(boxes, d);
-  const pts = boundaries(boxes, d);
-  const sorted = byLo(boxes, d);
-  const ids = new Map<NBox, number>(boxes.map((b, i) => [b, i]));
-  const memo = new Map<string, NCell[]>();
-  let active: NBox[] = [];
-  let next = 0;
-  const out: NCell[] = [];
-  // Sub-cells extended along this dimension while they repeat in consecutive segments.
-  let open = new Map<string, NCell>();
-  let lastHi = Number.NaN;
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const lo = pts[i]!;
-    const hi = pts[i + 1]! - 1;
-    let removed = false;
-    for (const b of active) if (b.hi[d]! < lo) removed = true;
-    if (removed) active = active.filter((b) => b.hi[d]! >= lo);
-    while (next < sorted.length && sorted[next]!.lo[d]! <= lo) active.push(sorted[next++]!);
-    if (active.length === 0) continue;
-    const memoKey = active
-      .map((b) => ids.get(b)!)
-      .sort((a, b) => a - b)
-      .join(',');
-    let sub = memo.get(memoKey);
-    if (!sub) {
-      sub = partitionFrom(active, d + 1, ndims);
-      memo.set(memoKey, sub);
-    }
-    const contiguous = lastHi + 1 === lo;
-    const nextOpen = new Map<string, NCell>();
-    for (const c of sub) {
-      const key = cellKey(c);
-      const prev = contiguous ? open.get(key) : undefined;
-      if (prev) {
-        prev.iv[1] = hi;
-        nextOpen.set(key, prev);
-      } else {
-        const cell: NCell = { owner: c.owner, iv: [lo, hi, ...c.iv] };
-        out.push(cell);
-        nextOpen.set(key, cell);
-      }
-    }
-    open = nextOpen;
-    lastHi = hi;
-  }
-  return out;
-}
-
+/** Deterministic order, dimension by dimension, so renders are stable and diffs readable. */
 export function partition(boxes: readonly Box[]): Cell[] {
   if (boxes.length === 0) return [];
-  const ndims = boxes[0]!.dims.length;
-  for (const b of boxes) {
-    if (b.dims.length !== ndims) throw new Error('partition: boxes differ in dimensions');
-    for (const iv of b.dims) if (iv.lo > iv.hi) throw new Error('partition: empty interval');
-  }
-  // Compress each dimension: endpoints lo and hi+1 become indices; [lo, hi] ↦ [idx(lo), idx(hi+1)-1].
-  // Dimensions whose values fit a double (ports, protocols, IPv4) are compressed as numbers, which
-  // is much cheaper than bigint keys; 128-bit dimensions keep bigints.
-  const points: bigint[][] = [];
-  const lo = boxes.map(() => new Int32Array(ndims));
-  const hi = boxes.map(() => new Int32Array(ndims));
-  for (let d = 0; d < ndims; d++) {
-    let small = true;
-    for (const b of boxes) if (b.dims[d]!.hi >= SAFE) small = false;
-    if (small) {
-      const all = new Float64Array(boxes.length * 2);
-      boxes.forEach((b, i) => {
-        all[2 * i] = Number(b.dims[d]!.lo);
-        all[2 * i + 1] = Number(b.dims[d]!.hi) + 1;
-      });
-      all.sort();
-      const uniq: number[] = [];
-      for (const p of all) if (uniq.length === 0 || uniq[uniq.length - 1] !== p) uniq.push(p);
-      const index = new Map<number, number>(uniq.map((p, i) => [p, i]));
-      boxes.forEach((b, i) => {
-        lo[i]![d] = index.get(Number(b.dims[d]!.lo))!;
-        hi[i]![d] = index.get(Number(b.dims[d]!.hi) + 1)! - 1;
-      });
-      points.push(uniq.map((p) => BigInt(p)));
-    } else {
-      const all: bigint[] = [];
-      for (const b of boxes) all.push(b.dims[d]!.lo, b.dims[d]!.hi + 1n);
-      all.sort(cmp);
-      const uniq: bigint[] = [];
-      for (const p of all) if (uniq.length === 0 || uniq[uniq.length - 1] !== p) uniq.push(p);
-      const index = new Map<bigint, number>(uniq.map((p, i) => [p, i]));
-      boxes.forEach((b, i) => {
-        lo[i]![d] = index.get(b.dims[d]!.lo)!;
-        hi[i]![d] = index.get(b.dims[d]!.hi + 1n)! - 1;
-      });
-      points.push(uniq);
-    }
-  }
-  const nboxes: NBox[] = boxes.map((b, i) => ({ owner: b.owner, lo: lo[i]!, hi: hi[i]! }));
-  const cells = partitionFrom(nboxes, 0, ndims);
-  // Deterministic order, dimension by dimension, so renders are stable and diffs readable.
-  cells.sort((a, b) => {
-    for (let k = 0; k < a.iv.length; k += 2) {
-      const c = a.iv[k]! - b.iv[k]!;
-      if (c !== 0) return c;
-    }
-    return 0;
-  });
-  return cells.map((c) => ({
-    owner: c.owner,
-    dims: Array.from({ length: ndims }, (_, d) => ({ lo: points[d]![c.iv[2 * d]!]!, hi: points[d]![c.iv[2 * d + 1]! + 1]! - 1n })),
-  }));
+  return partitionCells(toTable(boxes)).toArray();
 }
 
 /**
@@ -267,11 +141,11 @@ export function partitionCached(boxes: readonly Box[], dim: number, names: reado
   if (!cache || boxes.length === 0) return partition(boxes);
   const order = [...boxes].sort((a, b) => cmp(a.dims[dim]!.lo, b.dims[dim]!.lo));
   const groups: Box[][] = [];
-  let hi = -1n;
+  let hi: Coord = 0;
   for (const b of order) {
     // Touching intervals stay in one group, so cells can still be joined across them: the result
     // equals partition(boxes) exactly.
-    if (groups.length === 0 || b.dims[dim]!.lo > hi + 1n) {
+    if (groups.length === 0 || b.dims[dim]!.lo > succ(hi)) {
       groups.push([b]);
       hi = b.dims[dim]!.hi;
     } else {

@@ -86,6 +86,8 @@ export function displayRef(obj: Obj): ObjectRef {
   return { namespace: displayName(ns), name: displayName(meta.name) };
 }
 
+const NO_EXCEPT: readonly Prefix[] = Object.freeze([]);
+
 function parseBlock(value: unknown, path: string, r: Reader, warnings: Problem[]): IpBlock | undefined {
   const obj = r.object(value, path, BLOCK_FIELDS);
   if (!obj) {
@@ -105,8 +107,10 @@ function parseBlock(value: unknown, path: string, r: Reader, warnings: Problem[]
   if (parsed.hostBitsMasked) {
     warnings.push({ path: join(path, 'cidr'), message: `${quote(obj.cidr)} has host bits set; using ${formatPrefix(cidr)}` });
   }
-  const except: Prefix[] = [];
   const exceptList = r.array(obj.except, join(path, 'except'));
+  // Most blocks have no except: they share one empty list (policies hold tens of thousands of blocks).
+  if (exceptList.length === 0) return { cidr, except: NO_EXCEPT };
+  const except: Prefix[] = [];
   exceptList.forEach((e, i) => {
     const ePath = index(join(path, 'except'), i);
     const ep = parsePrefix(e);
@@ -138,7 +142,7 @@ function parsePeers(value: unknown, path: string, r: Reader, warnings: Problem[]
     const block = parseBlock(b, index(path, i), r, warnings);
     if (block) blocks.push(block);
   });
-  return { kind: 'blocks', blocks };
+  return { kind: 'blocks', blocks: blocks.slice() }; // exact size: pushing left room for more
 }
 
 function parsePorts(value: unknown, path: string, r: Reader): Ports {
@@ -190,7 +194,7 @@ function parsePorts(value: unknown, path: string, r: Reader): Ports {
     }
     ports.push({ protocol: proto.value, range: { lo: port, hi: endPort } });
   });
-  return { kind: 'list', ports };
+  return { kind: 'list', ports: ports.slice() }; // exact size: pushing left room for more
 }
 
 const FQDN_LABEL = /^[-a-zA-Z0-9_]+$/;

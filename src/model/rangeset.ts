@@ -13,6 +13,10 @@ function cmp(a: bigint, b: bigint): number {
 /** Normalises any list of ranges of one family into a sorted, disjoint, merged set. */
 export function normalize(ranges: readonly AddrRange[]): RangeSet {
   if (ranges.length === 0) return [];
+  // Usually the ranges are normalised already (one prefix, or disjoint ones in order): keep them.
+  let normal = true;
+  for (let i = 1; i < ranges.length && normal; i++) normal = ranges[i]!.lo > ranges[i - 1]!.hi + 1n;
+  if (normal) return ranges.slice();
   const sorted = [...ranges].sort((a, b) => cmp(a.lo, b.lo) || cmp(a.hi, b.hi));
   const out: AddrRange[] = [];
   let cur = { ...sorted[0]! };

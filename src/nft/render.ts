@@ -4,8 +4,8 @@
  * old table or the new one, never a mix. Written by the one serializer (serialize.ts).
  */
 import { NftTable } from './ruleset';
-import { transactionText } from './serialize';
-import { CounterCarry, Op, fullTransaction } from './transaction';
+import { transactionPieces, transactionText } from './serialize';
+import { CounterCarry, Op, Transaction, fullTransaction } from './transaction';
 
 export interface RenderOptions {
   readonly counters?: CounterCarry;
@@ -13,6 +13,15 @@ export interface RenderOptions {
   readonly after?: readonly Op[];
 }
 
+function transactions(tables: readonly NftTable[], opts: RenderOptions): Transaction[] {
+  return tables.map((t, i) => fullTransaction(t, { carry: opts.counters, after: i === tables.length - 1 ? opts.after : [] }));
+}
+
 export function renderTransaction(tables: readonly NftTable[], opts: RenderOptions = {}): string {
-  return tables.map((t, i) => transactionText(fullTransaction(t, { carry: opts.counters, after: i === tables.length - 1 ? opts.after : [] }))).join('');
+  return transactions(tables, opts).map(transactionText).join('');
+}
+
+/** renderTransaction's text in pieces of whole lines as they are made: a large table's text need never be one string. */
+export function writeTransaction(tables: readonly NftTable[], write: (piece: string) => void, opts: RenderOptions = {}): void {
+  for (const tx of transactions(tables, opts)) transactionPieces(tx, write);
 }

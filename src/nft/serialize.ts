@@ -4,11 +4,14 @@
  * compared with what we meant (fingerprint.ts). It never writes `flush ruleset` and never names a
  * table the transaction does not name.
  */
-import { CounterValue, NftChain, NftElement, NftMap, NftMatch, NftRule, NftSet, NftStatement, NftTable, TableRef, elementKey } from './ruleset';
+import { CounterValue, NftChain, NftChainVerdict, NftElement, NftMap, NftMatch, NftRule, NftSet, NftStatement, NftTable, TableRef, elementKey } from './ruleset';
 import { identifier } from './syntax';
 import { CounterCarry, Op, Transaction, commentOrdinals, ruleKey } from './transaction';
 
 const INDENT = '\t';
+
+/** Where lines go: an array to join, or a writer taking them in pieces (transactionPieces). */
+type Lines = Pick<string[], 'push'>;
 
 function matchText(m: NftMatch): string {
   if (typeof m === 'string') return m;
@@ -46,11 +49,27 @@ export function elementText(e: NftElement): string {
   return e.timeout === undefined ? key : `${key} timeout ${Math.max(1, Math.ceil(e.timeout))}s`;
 }
 
-/** Appends to `out` in place: maps can hold 100k+ elements, too many for spread arguments. */
-function pushElements(out: string[], items: readonly NftElement[], indent: string): void {
+/**
+ * Appends the element block to `out`, its element lines joined into one entry: a table's lines
+ * live until the whole text is joined, and 100k+ short strings would outlive the young generation.
+ */
+function pushElements(out: Lines, items: readonly NftElement[], indent: string): void {
   if (items.length === 0) return;
   out.push(`${indent}elements = {`);
-  for (let i = 0; i < items.length; i++) out.push(`${indent}${INDENT}${elementText(items[i]!)}${i + 1 < items.length ? ',' : ''}`);
+  // Elements share one verdict object per owner: its text is made once, not once per element.
+  const verdicts = new Map<NftChainVerdict, string>();
+  const lines = new Array<string>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const e = items[i]!;
+    let text: string;
+    if (e.verdict) {
+      let verdict = verdicts.get(e.verdict);
+      if (verdict === undefined) verdicts.set(e.verdict, (verdict = ` : ${e.verdict.kind} ${identifier(e.verdict.chain)}`));
+      text = elementKey(e) + verdict;
+    } else text = elementText(e);
+    lines[i] = `${indent}${INDENT}${text}${i + 1 < items.length ? ',' : ''}`;
+  }
+  out.push(lines.join('\n'));
   out.push(`${indent}}`);
 }
 
@@ -103,7 +122,14 @@ function tableName(t: TableRef): string {
 
 /** `table inet firewall { … }`, objects in an order nft accepts in one pass. */
 export function tableText(t: NftTable, carry?: CounterCarry): string {
-  const lines: string[] = [`table ${tableName(t)} {`];
+  const lines: string[] = [];
+  tableLines(t, carry, lines);
+  return lines.join('\n');
+}
+
+/** tableText's lines appended to `lines`: a transaction joins them once (a large table is megabytes). */
+function tableLines(t: NftTable, carry: CounterCarry | undefined, lines: Lines): void {
+  lines.push(`table ${tableName(t)} {`);
   const append = (more: string[]): void => {
     for (const l of more) lines.push(l);
   };
@@ -121,19 +147,18 @@ export function tableText(t: NftTable, carry?: CounterCarry): string {
   }
   for (const c of t.chains) if (c.base) append(chainLines(c, carry));
   lines.push('}');
-  return lines.join('\n');
 }
 
 /** Element lists are batched: nft limits nothing here, but very long lines make errors unreadable. */
 const ELEMENT_BATCH = 500;
 
-function opLines(op: Op, out: string[]): void {
+function opLines(op: Op, out: Lines): void {
   switch (op.kind) {
     case 'text':
       out.push(op.text.replace(/\n$/, ''));
       return;
     case 'table':
-      if (op.verb === 'define') out.push(tableText(op.table, op.carry));
+      if (op.verb === 'define') tableLines(op.table, op.carry, out);
       else out.push(`${op.verb} table ${tableName(op.table)}`);
       return;
     case 'chain':
@@ -164,5 +189,33 @@ function opLines(op: Op, out: string[]): void {
 export function transactionText(tx: Transaction): string {
   const out: string[] = [];
   for (const op of tx.ops) opLines(op, out);
-  return `${out.join('\n')}\n`;
+  out.push(''); // the final newline, without copying megabytes of text once more
+  return out.join('\n');
+}
+
+/** Lines per piece of transactionPieces: a few hundred kilobytes. */
+const PIECE_LINES = 2048;
+
+/**
+ * transactionText in pieces of whole lines, each ending in a newline, handed to `write` as they
+ * are made: together exactly transactionText. A large table's text (megabytes) then never exists
+ * as a whole, nor do its lines all at once.
+ */
+export function transactionPieces(tx: Transaction, write: (piece: string) => void): void {
+  let lines: string[] = [];
+  const sink: Lines = {
+    push: (...more: string[]): number => {
+      for (const l of more) lines.push(l);
+      if (lines.length >= PIECE_LINES) flush();
+      return lines.length;
+    },
+  };
+  const flush = (): void => {
+    if (lines.length === 0) return;
+    lines.push('');
+    write(lines.join('\n'));
+    lines = [];
+  };
+  for (const op of tx.ops) opLines(op, sink);
+  flush();
 }

@@ -3,7 +3,7 @@
  * a typed value: addresses and ports are re-printed, names and comments are checked against a
  * conservative character set and bounded in length.
  */
-import { AddrRange, Family, formatRange } from '../model/address';
+import { AddrRange, Family, formatIpv4Range, formatRange } from '../model/address';
 import { PortRange, Protocol, formatPortRange } from '../model/ports';
 
 /** nft comments hold at most 128 bytes. */
@@ -49,6 +49,11 @@ export function addrType(family: Family): 'ipv4_addr' | 'ipv6_addr' {
 
 export function range(r: AddrRange): string {
   return formatRange(r);
+}
+
+/** A range given by its bounds: numbers (IPv4, as the compiler keeps them) or bigints. */
+export function addrRange(family: Family, lo: number | bigint, hi: number | bigint): string {
+  return family === 4 ? formatIpv4Range(Number(lo), Number(hi)) : formatRange({ family, lo: BigInt(lo), hi: BigInt(hi) });
 }
 
 export function ports(r: PortRange): string {
