@@ -325,7 +325,7 @@ async function main(): Promise<void> {
     const r1 = oursFirst!.ms / floorFirst!.ms;
     const r2 = oursAgain!.ms / floorAgain!.ms;
     line(
-      `6. floor ${n}: 1 set, ${floor.elements} elements, ${(floor.text.length / 1e6).toFixed(1)} MB`,
+      `8. floor ${n}: 1 set, ${floor.elements} elements, ${(floor.text.length / 1e6).toFixed(1)} MB`,
       `${floorFirst!.ms.toFixed(0)} ms first load, ${floorAgain!.ms.toFixed(0)} ms replace (${cpu(floorFirst!)}); ours/floor ${r1.toFixed(2)}x first, ${r2.toFixed(2)}x replace, nft CPU ${cpuS(floorFirst!) >= 0.05 ? `${(cpuS(oursFirst!) / cpuS(floorFirst!)).toFixed(2)}x` : 'n/a'}; from ${floor.items} items, ${floor.unique} distinct`,
       n === 10000 ? 'ours <= 1.5x floor' : undefined,
       n === 10000 ? Math.max(r1, r2) <= 1.5 : undefined,
@@ -377,7 +377,7 @@ async function main(): Promise<void> {
     const none = best.get(NONE)!;
     const ours = best.get(configs[2]![0])!;
     line(
-      `7. new connection, no nftables table (lab forwards anyway)`,
+      `9. new connection, no nftables table (lab forwards anyway)`,
       `${((none * 1000) / count).toFixed(0)} us/connection; 10,000 policies ${((ours * 1000) / count).toFixed(0)} us = ${(ours / none).toFixed(2)}x no table, one policy ${(base / none).toFixed(2)}x`,
       '<= 1.15x',
       ours / none <= 1.15,

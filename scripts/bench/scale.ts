@@ -128,7 +128,7 @@ async function labAtTop(file: string, n: number): Promise<{ enforced: boolean; r
     const [passed, ...rest] = await lab.reachable('worker', [pass, ...blocked]);
     const enforced = passed === true && rest.every((ok) => !ok);
     line(
-      `8. enforced at ${fmt(n)} policies (lab)`,
+      `10. enforced at ${fmt(n)} policies (lab)`,
       `test policy ${passed ? 'passes' : 'BLOCKED'}, ${rest.filter((ok) => !ok).length}/${rest.length} unallowed connections dropped (all ${rest.length} connect without a table); ${fmt(policyChains)} egress policy chains in the kernel; load into the lab ${(load.ms / 1000).toFixed(1)} s`,
       'test policy passes, others dropped',
       enforced,
@@ -146,7 +146,7 @@ async function labAtTop(file: string, n: number): Promise<{ enforced: boolean; r
     const ratio = big / base;
     const us = (t: number): string => `${((t * 1000) / count).toFixed(0)} us`;
     line(
-      `8. new connection, ${fmt(n)} policies vs only the test policy`,
+      `10. new connection, ${fmt(n)} policies vs only the test policy`,
       `${us(big)} vs ${us(base)} per connection = ${ratio.toFixed(3)}x (best of 6 runs vs best of 3 before and 3 after; ${count} connections each; back to one policy: ${(back.ms / 1000).toFixed(1)} s)`,
       '<= 1.05x',
       ratio <= 1.05,
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
         ? `nft -f ${(row.load.ms / 1000).toFixed(2)} s (${cpu(row.load)}, nft RSS ${mib(row.load.rssKiB)})`
         : `nft -f FAILED or over ${LOAD_LIMIT_MS / 60_000} min: ${row.loadError}`;
       line(
-        `8. ${fmt(n)} policies`,
+        `10. ${fmt(n)} policies`,
         `CLI render ${(compile.ms / 1000).toFixed(2)} s (${cpu(compile)}), RSS ${mib(compile.rssKiB)}; ${(row.bytes / 1e6).toFixed(1)} MB, ${fmt(row.elements)} map elements; ${loadText}`,
       );
       if (n === SIZES[SIZES.length - 1]) {
@@ -203,17 +203,17 @@ async function main(): Promise<void> {
       const g = (x: number, y: number): string => `${(y / x).toFixed(1)}x`;
       const load = a.load && b.load ? g(a.load.ms, b.load.ms) : 'n/a';
       line(
-        `8. growth ${fmt(a.n)} -> ${fmt(b.n)} (${g(a.n, b.n)} policies)`,
+        `10. growth ${fmt(a.n)} -> ${fmt(b.n)} (${g(a.n, b.n)} policies)`,
         `render ${g(a.compile.ms, b.compile.ms)}, RSS ${g(a.compile.rssKiB, b.compile.rssKiB)}, nft -f ${load}, text ${g(a.bytes, b.bytes)}, elements ${g(a.elements, b.elements)}`,
         'close to the policies',
       );
     }
-    if (labSkipped) line(`8. ${fmt(rows[rows.length - 1]!.n)} policies in the lab`, `skipped: ${labSkipped}`);
+    if (labSkipped) line(`10. ${fmt(rows[rows.length - 1]!.n)} policies in the lab`, `skipped: ${labSkipped}`);
     const top = rows[rows.length - 1]!;
     const rssOk = top.compile.rssKiB < GIB_KIB;
     const ok = rssOk && top.load !== undefined && labResult?.enforced === true;
     line(
-      `8. ${fmt(top.n)} policies: compiles, loads, enforces`,
+      `10. ${fmt(top.n)} policies: compiles, loads, enforces`,
       `render RSS ${mib(top.compile.rssKiB)}${rssOk ? '' : ' (over 1 GiB)'}, ${top.load ? `loaded in ${(top.load.ms / 1000).toFixed(1)} s (nft RSS ${mib(top.load.rssKiB)})` : 'NOT loaded'}, ${labResult ? (labResult.enforced ? 'enforced' : 'NOT enforced') : 'lab skipped'}`,
       'all three, render RSS < 1 GiB',
       ok,
