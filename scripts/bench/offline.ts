@@ -153,7 +153,7 @@ export function disjointCover(boxes: readonly NumBox[], d = 0): number[][] {
 }
 
 /**
- * The floor of figure 6: one table with one flat `ipv4_addr . inet_proto . inet_service` interval
+ * The floor of figure 8: one table with one flat `ipv4_addr . inet_proto . inet_service` interval
  * set holding the input's items: for every egress and ingress rule, every IPv4 range its peers cover
  * (peerRanges) × every port range (with its protocol; a rule without ports: every protocol and port).
  * No chains, no verdicts, no shards. The kernel refuses overlapping elements and nft 1.0.6 cannot
