@@ -1,8 +1,8 @@
 /**
- * Benchmarks 1–3 and 6–7 (issue #14): compile+render time; nft apply time, against the floor (one
+ * Benchmarks 1–3, 8 and 9 (issue #14): compile+render time; nft apply time, against the floor (one
  * flat set of the input's items); and the cost of a new connection through the lab firewall with
  * 10,000 policies against a ruleset with one policy, a linear ruleset, and no nftables table at all.
- * Prints one summary line per figure. Figure 8 (scale to 100,000) is scale.ts.
+ * Prints one summary line per figure. Figure 10 (scale to 100,000) is scale.ts.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
