@@ -1,5 +1,5 @@
 /**
- * Benchmark 8 (issue #14): scale to 100,000 policies. For 100 … 100,000 generated policies (the same
+ * Benchmark 10 (issue #14): scale to 100,000 policies. For 100 … 100,000 generated policies (the same
  * seeded sequence as offline.ts, plus the one test policy) written as `List` JSON files of 5,000
  * policies: the CLI's `render -f DIR` in a child process (wall time, CPU, peak RSS), the text's size
  * and map elements, and its `nft -f` first load into an empty namespace (wall time, nft's user and
