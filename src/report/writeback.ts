@@ -37,6 +37,9 @@ export interface WriteBackOptions {
 
 export class WriteBack {
   private readonly written = new Map<string, { json: string; at: number }>();
+  /** The FirewallMonitor is known to exist, and the counter reading it holds. */
+  private monitorExists = false;
+  private monitorStats: TableStats | undefined;
   private readonly emitted = new Map<string, string>();
   private readonly queue = new Map<string, StatusChange>();
   private worker: Promise<void> | undefined;
@@ -158,15 +161,21 @@ export class WriteBack {
     return { written: this.written.size, emitted: this.emitted.size };
   }
 
-  /** FirewallMonitor in the shoot: created if missing, controllerStatus refreshed every interval. */
+  /**
+   * FirewallMonitor in the shoot: created if missing, controllerStatus refreshed every interval.
+   * Once it exists it is only patched (no read first), and the per-rule counters (one entry per
+   * policy: a megabyte at 10,000 policies) go along only when there is a new counter reading:
+   * the merge patch leaves the last ones in place otherwise.
+   */
   private async writeMonitor(): Promise<void> {
     const api = this.opts.source.shootApi;
     const fw = this.opts.source.firewallObject();
     if (!api || !fw || this.stopped) return;
     try {
-      let stats: Record<string, unknown> = { rules: {}, devices: {}, idsStats: {} };
       const s = await this.opts.stats();
-      if (s) stats = { rules: rulesByAction(s), devices: deviceStats(s), idsStats: {} };
+      // a new reading, or a monitor to create: the counters go along
+      const fresh = s !== this.monitorStats || !this.monitorExists;
+      const stats = fresh && s ? { rules: rulesByAction(s), devices: deviceStats(s), idsStats: {} } : { rules: {}, devices: {}, idsStats: {} };
       const v = this.opts.view();
       const controllerStatus = {
         controllerVersion: VERSION,
@@ -175,11 +184,18 @@ export class WriteBack {
         message: v.message,
         distance: 0,
         distanceSupported: false,
-        stats,
+        ...(fresh ? { stats } : {}),
       };
-      const existing = await api.getMonitor(FIREWALL_NS, this.opts.name);
-      if (existing) {
-        await api.patchMonitor(FIREWALL_NS, this.opts.name, { controllerStatus });
+      if (!this.monitorExists) this.monitorExists = (await api.getMonitor(FIREWALL_NS, this.opts.name)) !== undefined;
+      if (this.monitorExists) {
+        try {
+          await api.patchMonitor(FIREWALL_NS, this.opts.name, { controllerStatus });
+          this.monitorStats = s;
+        } catch (err) {
+          // deleted by someone: created again at the next interval
+          if ((err as { code?: number } | undefined)?.code === 404) this.monitorExists = false;
+          throw err;
+        }
         return;
       }
       const spec = (fw.spec ?? {}) as Record<string, unknown>;
@@ -193,8 +209,10 @@ export class WriteBack {
         partition: String(spec.partition ?? ''),
         project: String(spec.project ?? ''),
         size: String(spec.size ?? ''),
-        controllerStatus,
+        controllerStatus: { ...controllerStatus, stats },
       });
+      this.monitorExists = true;
+      this.monitorStats = s;
       this.opts.log.info('created the FirewallMonitor', { namespace: FIREWALL_NS, name: this.opts.name });
     } catch (err) {
       this.opts.failed?.('monitor');

@@ -59,7 +59,7 @@ export class FakeClock implements Clock {
       this.t = Math.max(this.t, due.at);
       due.fn();
     }
-    this.t = until;
+    this.t = Math.max(this.t, until); // time spent inside calls (spend) is not taken back
     await settle();
   }
 }

@@ -69,6 +69,8 @@ export const RUNNER_DEFAULTS = { minIntervalMs: 100, burst: 2, maxIntervalMs: 10
  * The cheap check (chains only) still runs every interval.
  */
 export const FULL_VERIFY_SHARE = 0.01;
+/** …but never less often than this: a slow first check (a busy start) must not push it out for an hour. */
+export const FULL_VERIFY_MAX_MS = 5 * 60_000;
 
 /** What the kernel held after the startup decision. */
 export type Floor = 'none' | 'kept' | 'restored' | 'disconnected';
@@ -283,7 +285,7 @@ export class SyncLoop {
   }
 
   private fullVerifyDue(): boolean {
-    return this.lastFullVerifyAt === undefined || this.clock.now() - this.lastFullVerifyAt >= this.lastFullVerifyMs / FULL_VERIFY_SHARE;
+    return this.lastFullVerifyAt === undefined || this.clock.now() - this.lastFullVerifyAt >= Math.min(FULL_VERIFY_MAX_MS, this.lastFullVerifyMs / FULL_VERIFY_SHARE);
   }
 
   /** The periodic interval (spec.interval, clamped): how often the cheap check runs. */
@@ -293,7 +295,7 @@ export class SyncLoop {
 
   /** How often the full verification runs at the table's present size (status). */
   get fullVerifyEveryMs(): number {
-    return Math.max(this.runner.intervalMs, this.lastFullVerifyMs / FULL_VERIFY_SHARE);
+    return Math.max(this.runner.intervalMs, Math.min(FULL_VERIFY_MAX_MS, this.lastFullVerifyMs / FULL_VERIFY_SHARE));
   }
 
   private async afterVerify(verdict: Awaited<ReturnType<Applier['verify']>>, legacyDrop: boolean | undefined): Promise<void> {

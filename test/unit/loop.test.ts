@@ -227,6 +227,30 @@ test('the full verification stretches out as it grows costly; the cheap check st
   await stopAll(r);
 });
 
+test('a full verification that took very long still runs again within 5 minutes', async () => {
+  const r = rig();
+  r.loop.start();
+  r.want = compiled([policy('a', '203.0.113.0/24', 443)]);
+  await r.clock.advance(200);
+  const lists = (): number => r.nft.calls.filter((c) => c.method === 'list').length;
+  let slow = true; // the first one, at a busy start: 30 s
+  r.nft.delay = async (m) => {
+    if (m === 'list' && slow) {
+      r.clock.spend(30_000);
+      slow = false;
+    }
+    await Promise.resolve();
+  };
+  await r.clock.advance(10_000);
+  expect(lists()).toBe(1);
+  expect(r.loop.fullVerifyEveryMs).toBe(300_000); // not 3,000 s
+  r.nft.seed({ ops: [{ verb: 'add', kind: 'rule', table: TABLE, chain: 'forward', rule: { match: [], statement: { kind: 'accept' } } }] });
+  await r.clock.advance(300_000);
+  expect(lists()).toBe(2);
+  expect(r.nft.dump()).toBe(fresh(r.want.table));
+  await stopAll(r);
+});
+
 test('a deleted table is restored even while the sources are out of contact', async () => {
   const r = rig();
   r.loop.start();
