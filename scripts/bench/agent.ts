@@ -1,198 +1,187 @@
 /**
- * Benchmarks 4–5, against real kube-apiservers and the lab: change-to-enforced latency with 5,000
- * policies loaded, and the agent's memory after syncing 10,000 policies and after rounds of 1,000
- * changes. Prints one summary line per figure.
+ * Benchmark 1 of issue #14 (daemon targets), against real kube-apiservers and the lab: time from
+ * the API write of a single policy change to traffic following, at 5,000 and at 30,000 policies,
+ * and the nft processes the agent runs per change. Cold start, memory and idle cost are in idle.ts.
+ *
+ * Settings (environment): FWA_LATENCY_CHANGES (default 120, a multiple of 3: create, update,
+ * delete), FWA_LARGE_POLICIES (default 30000), FWA_CREATE_BUDGET_SECONDS (default 420: how long
+ * creating the large set may take; the latency is then measured at what was created).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { exampleFirewall } from '../../test/helpers';
-import { AgentProcess } from '../../test/kube/agent-process';
-import { ControlPlane } from '../../test/kube/controlplane';
-import { Rest, eventually } from '../../test/kube/rest';
-import { boundToken, installLandscape, kubeconfig } from '../../test/kube/setup';
-import { Lab, tcp } from '../../test/lab/lab';
+import { eventually } from '../../test/kube/rest';
 import { generatePolicies, policy } from './generate';
+import {
+  AgentHandle,
+  CWNPS,
+  Json,
+  Landscape,
+  NftWrapper,
+  deployed,
+  line,
+  note,
+  nftKinds,
+  pct,
+  secs,
+  sleep,
+  startAgent,
+  statusesWritten,
+  waitTraffic,
+} from './harness';
 
-type Json = Record<string, unknown>;
-/** Node flags for the agent process: none, as the systemd unit runs it (a heap cap of 384 MiB
- * is not enough to sync 10,000 policies today, see BENCHMARKS.md). */
-const NODE_FLAGS: string[] = [];
-const SEED_NS = 'shoot--bench';
-const FW_NAME = 'bench-firewall';
-const CWNPS = '/apis/metal-stack.io/v1/namespaces/firewall/clusterwidenetworkpolicies';
+const CHANGES = Number(process.env.FWA_LATENCY_CHANGES ?? 120);
+const LARGE = Number(process.env.FWA_LARGE_POLICIES ?? 30000);
+const CREATE_BUDGET_MS = Number(process.env.FWA_CREATE_BUDGET_SECONDS ?? 420) * 1000;
+const SMALL = 5000;
 
-function line(name: string, value: string, target?: string, met?: boolean): void {
-  const verdict = met === undefined ? '' : met ? '  [target met]' : '  [target MISSED]';
-  console.log(`${name.padEnd(58)} ${value}${target ? `  (target ${target})` : ''}${verdict}`);
-}
+const fmt = (n: number): string => n.toLocaleString('en-US');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Creates objects with a few requests in flight at once. */
-async function createAll(rest: Rest, objs: Json[], parallel = 8): Promise<void> {
+/** Creates objects with 16 requests in flight until done or the deadline; returns how many. */
+async function createUntil(l: Landscape, objs: readonly Json[], deadline: number): Promise<number> {
   let next = 0;
+  let created = 0;
   await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < objs.length) {
+    Array.from({ length: 16 }, async () => {
+      while (next < objs.length && Date.now() < deadline) {
         const o = objs[next++]!;
-        await rest.post(CWNPS, o);
+        await l.api.post(CWNPS, o);
+        created++;
       }
     }),
   );
+  return created;
 }
 
-async function metrics(port: number): Promise<{ rss: number; heap: number; deployed: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const v = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
-  return {
-    rss: v(/^process_resident_memory_bytes (\S+)/m) / 2 ** 20,
-    heap: v(/^nodejs_heap_size_used_bytes (\S+)/m) / 2 ** 20,
-    deployed: v(/^firewall_agent_objects\{kind="ClusterwideNetworkPolicy",outcome="deployed"\} (\S+)/m),
-  };
+/** Agent start to the whole set deployed and the agent connected. */
+async function started(a: AgentHandle, count: number, timeoutMs: number): Promise<number> {
+  await eventually(`${count} policies deployed`, async () => {
+    if (a.proc.exited) throw new Error(`agent exited: ${a.proc.stderrText}\n${a.proc.dump()}`);
+    return (await deployed(a.metricsPort)) >= count;
+  }, timeoutMs, 200);
+  await a.proc.waitForLog((l) => l.msg === 'applied ruleset' && l.state === 'connected' && Number(l.deployed) >= count, 60_000);
+  return Date.now() - a.startedAt;
 }
 
-/** Heap used is sampled at scrape time and includes garbage not yet collected: the lowest of
- * several samples a second apart is the closer estimate of what is live. */
-async function settled(port: number): Promise<{ rss: number; heap: number; heapMin: number }> {
-  const samples: { rss: number; heap: number }[] = [];
-  for (let i = 0; i < 10; i++) {
-    samples.push(await metrics(port));
-    await new Promise((r) => setTimeout(r, 1000));
+/** Waits until the agent has applied nothing for `quietMs` (status echoes and the like are done). */
+async function quiet(a: AgentHandle, quietMs: number, timeoutMs = 120_000): Promise<void> {
+  await eventually('agent quiet', async () => {
+    const last = [...a.proc.logs].reverse().find((l) => l.msg === 'applied ruleset');
+    return !last || Date.now() - Date.parse(String(last.time)) >= quietMs;
+  }, timeoutMs, 500);
+}
+
+/**
+ * CHANGES single changes (create, update, delete of one policy in turn), each timed from the API
+ * write to the first connection that shows it (until.js probes started before the write).
+ */
+async function latency(l: Landscape, a: AgentHandle, nft: NftWrapper, count: number, target: { median: number; p99?: number }): Promise<void> {
+  const label = `${fmt(count)} policies`;
+  const times: Record<string, number[]> = { create: [], update: [], delete: [] };
+  const logFrom = a.proc.logs.length;
+  const nftFrom = nft.mark();
+  const loopStart = Date.now();
+  for (let i = 0; i < CHANGES; i++) {
+    const op = (['create', 'update', 'delete'] as const)[i % 3]!;
+    const name = `latency-${Math.floor(i / 3)}`;
+    const p = `${CWNPS}/${name}`;
+    let start: number;
+    let at: number | undefined;
+    if (op === 'create') {
+      const w = await waitTraffic(l, 'worker', '203.0.113.10', 9000, 'open');
+      start = Date.now();
+      await l.api.post(CWNPS, policy(name, { egress: [{ to: [{ cidr: '203.0.113.10/32' }], ports: [{ port: 9000 }] }] }));
+      at = await w.result;
+    } else if (op === 'update') {
+      const w = await waitTraffic(l, 'worker', '203.0.113.10', 8000, 'open');
+      start = Date.now();
+      // a merge patch (the egress list is replaced): no read first, no conflict with our status writes
+      await l.api.patch(p, { spec: { egress: [{ to: [{ cidr: '203.0.113.10/32' }], ports: [{ port: 8000 }] }] } });
+      at = await w.result;
+    } else {
+      const w = await waitTraffic(l, 'worker', '203.0.113.10', 8000, 'closed');
+      start = Date.now();
+      await l.api.delete(p);
+      at = await w.result;
+    }
+    if (at === undefined) throw new Error(`${op} ${name}: traffic did not follow within 20 s\n${a.proc.dump(15)}`);
+    times[op]!.push(Math.max(0, at - start));
   }
-  return { rss: samples[samples.length - 1]!.rss, heap: samples[samples.length - 1]!.heap, heapMin: Math.min(...samples.map((m) => m.heap)) };
-}
+  const loopMs = Date.now() - loopStart;
+  await quiet(a, 3000);
+  const runs = nft.since(nftFrom);
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+  for (const [op, list] of Object.entries(times)) {
+    const s = [...list].sort((x, y) => x - y);
+    line(`1. change-to-enforced (${label}): ${op}`, `median ${pct(s, 0.5)} ms, p99 ${pct(s, 0.99)} ms, worst ${s[s.length - 1]} ms (${s.length} ops)`);
+  }
+  const all = Object.values(times).flat().sort((x, y) => x - y);
+  const median = pct(all, 0.5);
+  const p99 = pct(all, 0.99);
+  line(`1. change-to-enforced (${label}): median of ${all.length}`, `${median} ms`, `≤ ${target.median} ms`, median <= target.median);
+  if (target.p99 !== undefined) line(`1. change-to-enforced (${label}): p99 of ${all.length}`, `${p99} ms (worst ${all[all.length - 1]} ms)`, `≤ ${target.p99} ms`, p99 <= target.p99);
+  else line(`1. change-to-enforced (${label}): p99 of ${all.length}`, `${p99} ms (worst ${all[all.length - 1]} ms)`);
+
+  // Where the time goes inside the agent, from its own log of the applies during the loop.
+  const applied = a.proc.logs.slice(logFrom).filter((x) => x.msg === 'applied ruleset');
+  const inc = applied.filter((x) => x.how === 'incremental');
+  const dist = (k: string): string => {
+    const v = inc.map((x) => Number(x[k])).filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+    return v.length ? `${pct(v, 0.5)}/${pct(v, 0.99)}` : '-';
+  };
+  line(`1. inside the agent (${label}), median/p99 of its log`, `event to enforced ${dist('sinceChangeMs')} ms: compile ${dist('compileMs')}, apply ${dist('applyMs')} ms`);
+  note(`${applied.length} applies during the ${CHANGES} changes (${inc.length} incremental, ${applied.length - inc.length} full), loop took ${secs(loopMs)}`);
+
+  const writes = runs.filter((r) => r.argv === '-f -' || r.argv === '-c -f -');
+  line(`1. nft processes per change (${label})`, `${(runs.length / CHANGES).toFixed(2)} (${runs.length} in ${CHANGES} changes, ${(writes.length / CHANGES).toFixed(2)} of them check/apply)`);
+  note(`nft runs per change by kind (${label}, periodic checks during the ${secs(loopMs)} included): ${nftKinds(runs, CHANGES)}`);
 }
 
 async function main(): Promise<void> {
-  const [seed, shoot] = await Promise.all([ControlPlane.start({ name: 'seed' }), ControlPlane.start({ name: 'shoot' })]);
-  const lab = await Lab.create();
-  let agent: AgentProcess | undefined;
+  const began = Date.now();
+  const l = await Landscape.start();
+  const nft = new NftWrapper();
+  const stateDir = path.join(l.dir, 'state');
+  let agent: AgentHandle | undefined;
   try {
-    await installLandscape(seed, shoot, SEED_NS);
-    const dir = mkdtempSync(path.join(tmpdir(), 'fwa-bench-'));
-    writeFileSync(path.join(dir, 'seed.kubeconfig'), kubeconfig(seed, SEED_NS, { token: await boundToken(seed.admin, SEED_NS, 'firewall-agent', 't1') }));
-    writeFileSync(path.join(dir, 'shoot.kubeconfig'), kubeconfig(shoot, 'shoot', { token: await boundToken(shoot.admin, 'firewall', 'firewall-agent', 't1') }));
-    const fw = exampleFirewall();
-    (fw.metadata as Json).name = FW_NAME;
-    (fw.metadata as Json).namespace = SEED_NS;
-    await seed.admin.post(`/apis/firewall.metal-stack.io/v2/namespaces/${SEED_NS}/firewalls`, { ...fw, status: undefined });
-    await seed.admin.patch(`/apis/firewall.metal-stack.io/v2/namespaces/${SEED_NS}/firewalls/${FW_NAME}/status`, { status: fw.status });
-
-    const all = generatePolicies(10000);
+    const all = generatePolicies(LARGE);
     let t = Date.now();
-    await createAll(shoot.admin, all.slice(0, 5000));
-    console.log(`# created 5,000 policies in the shoot in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    await createUntil(l, all.slice(0, SMALL), Infinity);
+    note(`created ${fmt(SMALL)} policies in the shoot in ${secs(Date.now() - t)} (16 requests in flight)`);
 
-    const port = await freePort();
-    agent = new AgentProcess([
-      '--seed-kubeconfig', path.join(dir, 'seed.kubeconfig'),
-      '--shoot-kubeconfig', path.join(dir, 'shoot.kubeconfig'),
-      '--firewall-name', FW_NAME,
-      '--netns', lab.ns.fw,
-      '--state-dir', path.join(dir, 'state'),
-      '--metrics-address', `127.0.0.1:${port}`,
-    ], NODE_FLAGS);
-    t = Date.now();
-    await eventually('5,000 policies deployed', async () => (await metrics(port)).deployed >= 5000, 240_000, 500);
-    await eventually('connected', async () => agent!.logs.some((l) => l.msg.startsWith('connected')), 60_000, 200);
-    line('4. start to enforcing with 5,000 policies', `${((Date.now() - t) / 1000).toFixed(1)} s (list, compile, full apply)`);
+    agent = await startAgent(l, nft, stateDir);
+    line(`1. start to enforcing with ${fmt(SMALL)} policies`, `${secs(await started(agent, SMALL, 240_000))} (list, compile, full apply)`);
     // Latency is measured in steady state: after the agent has written the first status of every
     // policy (5,000 writes and their watch echoes load the API server and the agent for a while).
-    await eventually('all statuses written', async () => {
-      const list = (await shoot.admin.get(CWNPS)) as unknown as { items: { status?: { state?: string } }[] };
-      return list.items.length >= 5000 && list.items.every((o) => o.status?.state);
-    }, 300_000, 3000);
-    console.log(`# statuses of 5,000 policies written ${((Date.now() - t) / 1000).toFixed(1)} s after the agent started`);
+    await statusesWritten(l.api, SMALL, 300_000);
+    note(`statuses of ${fmt(SMALL)} policies written ${secs(Date.now() - agent.startedAt)} after the agent started`);
+    await quiet(agent, 5000);
+    await latency(l, agent, nft, SMALL, { median: 150, p99: 400 });
 
-    // 4. change-to-enforced: create, update, delete single policies; time until traffic follows.
-    const times: Record<string, number[]> = { create: [], update: [], delete: [] };
-    const probe = (port: number, until: 'open' | 'closed') =>
-      until === 'open'
-        ? lab.probe('worker', [tcp('203.0.113.10', port, { timeoutMs: 20, retry: { everyMs: 2, forMs: 20_000 } })]).then((r) => r[0]!.ok)
-        : eventually(`closed ${port}`, async () => !(await lab.reachable('worker', [tcp('203.0.113.10', port, { timeoutMs: 30 })]))[0], 20_000, 0);
-    for (let i = 0; i < 50; i++) {
-      const op = (['create', 'update', 'delete'] as const)[i % 3]!;
-      const name = `latency-${Math.floor(i / 3)}`;
-      const path1 = `${CWNPS}/${name}`;
-      const start = Date.now();
-      if (op === 'create') {
-        const wait = probe(9000, 'open');
-        await shoot.admin.post(CWNPS, policy(name, { egress: [{ to: [{ cidr: '203.0.113.10/32' }], ports: [{ port: 9000 }] }] }));
-        if (!(await wait)) throw new Error(`${name} never enforced\n${agent.dump(15)}`);
-      } else if (op === 'update') {
-        const wait = probe(8000, 'open');
-        const cur = await shoot.admin.get(path1);
-        await shoot.admin.put(path1, { ...cur, spec: { egress: [{ to: [{ cidr: '203.0.113.10/32' }], ports: [{ port: 8000 }] }] } });
-        if (!(await wait)) throw new Error(`${name} update never enforced`);
-      } else {
-        await shoot.admin.delete(path1);
-        await probe(8000, 'closed');
-      }
-      times[op]!.push(Date.now() - start);
-    }
-    // Where the time goes inside the agent, from its own log of these applies.
-    const own = agent.logs.filter((l) => l.msg === 'applied ruleset' && l.how === 'incremental').slice(-50);
-    const med = (k: string) => pct(own.map((l) => Number(l[k])).sort((a, b) => a - b), 0.5);
-    line('4. inside the agent (medians of its log)', `event to enforced ${med('sinceChangeMs')} ms: compile ${med('compileMs')}, apply ${med('applyMs')} ms`);
-    const everything = Object.values(times).flat().sort((a, b) => a - b);
-    const median = pct(everything, 0.5);
-    const worst = everything[everything.length - 1]!;
-    for (const [op, list] of Object.entries(times)) {
-      const s = [...list].sort((a, b) => a - b);
-      line(`4. change-to-enforced (5,000 policies): ${op}`, `median ${pct(s, 0.5)} ms, worst ${s[s.length - 1]} ms (${s.length} ops)`);
-    }
-    line('4. change-to-enforced (5,000 policies): median of 50', `${median} ms`, '< 300 ms', median < 300);
-    line('4. change-to-enforced (5,000 policies): worst of 50', `${worst} ms`, '< 1000 ms', worst < 1000);
-
-    // 5. memory after 10,000 policies and after rounds of 1,000 changes
+    // The large set: created with the agent stopped (no incremental applies and status writes
+    // competing with the creation), then the agent starts on it with its state directory (the
+    // kernel still holds the 5,000-policy table).
+    await agent.proc.stop();
+    agent = undefined;
     t = Date.now();
-    await createAll(shoot.admin, all.slice(5000));
-    await eventually('10,000 policies deployed', async () => (await metrics(port)).deployed >= 10000, 300_000, 500);
-    await new Promise((r) => setTimeout(r, 5000));
-    const synced = await settled(port);
-    line('5. memory after syncing 10,000 policies', `RSS ${synced.rss.toFixed(0)} MiB, heap used ${synced.heap.toFixed(0)} MiB (lowest of 10 samples ${synced.heapMin.toFixed(0)})`, '< 150 MiB', synced.rss < 150);
-    const rounds: { rss: number; heap: number; heapMin: number }[] = [];
-    for (let round = 0; round < 2; round++) {
-      const changes = all.slice(round * 1000, round * 1000 + 1000);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (next < changes.length) {
-            const o = changes[next++]!;
-            const name = (o.metadata as Json).name as string;
-            const cur = await shoot.admin.get(`${CWNPS}/${name}`);
-            const spec = o.spec as { egress: { ports: { port?: number }[] }[] };
-            const changed = { egress: spec.egress.map((e) => ({ ...e, ports: [{ protocol: 'TCP', port: 20000 + round }] })) };
-            await shoot.admin.put(`${CWNPS}/${name}`, { ...cur, spec: changed });
-          }
-        }),
-      );
-      await eventually('changes applied', async () => (await metrics(port)).deployed >= 10000, 120_000, 500);
-      await new Promise((r) => setTimeout(r, 5000));
-      const m = await settled(port);
-      rounds.push(m);
-      line(`5. memory after ${round + 1} x 1,000 changes`, `RSS ${m.rss.toFixed(0)} MiB, heap used ${m.heap.toFixed(0)} MiB (lowest of 10 samples ${m.heapMin.toFixed(0)})`, '< 150 MiB', m.rss < 150);
-    }
-    line('5. growth between the two rounds of changes', `RSS ${(rounds[1]!.rss - rounds[0]!.rss).toFixed(0)} MiB, lowest heap ${(rounds[1]!.heapMin - rounds[0]!.heapMin).toFixed(0)} MiB`, 'no growth');
-    const applied = agent.logs.filter((l) => l.msg === 'applied ruleset');
-    const inc = applied.filter((l) => l.how === 'incremental').length;
-    console.log(`# applies during the run: ${applied.length} (${inc} incremental, ${applied.length - inc} full)`);
+    const created = await createUntil(l, all.slice(SMALL), t + CREATE_BUDGET_MS);
+    const total = SMALL + created;
+    note(`created ${fmt(created)} more policies (${fmt(total)} in all) in ${secs(Date.now() - t)}, ${(created / ((Date.now() - t) / 1000)).toFixed(0)}/s with 16 in flight${total < LARGE ? ` (stopped at the ${CREATE_BUDGET_MS / 1000} s budget)` : ''}`);
+
+    agent = await startAgent(l, nft, stateDir);
+    line(`1. start to enforcing with ${fmt(total)} policies`, `${secs(await started(agent, total, 900_000))} (restart, table of ${fmt(SMALL)} in the kernel)`);
+    const full = agent.proc.logs.find((x) => x.msg === 'applied ruleset' && x.state === 'connected');
+    if (full) note(`first full apply at ${fmt(total)}: compile ${String(full.compileMs)} ms, apply ${String(full.applyMs)} ms`);
+    t = Date.now();
+    await statusesWritten(l.api, total, 900_000);
+    note(`statuses of ${fmt(total)} policies written ${secs(Date.now() - agent.startedAt)} after the agent started`);
+    await quiet(agent, 5000);
+    await latency(l, agent, nft, total, { median: 300 });
+    const rss = agent.proc.rssMiB();
+    note(`agent RSS at ${fmt(total)} policies after the changes: ${rss.toFixed(0)} MiB`);
   } finally {
-    await agent?.stop();
-    await lab.destroy();
-    await Promise.all([seed.stop(), shoot.stop()]);
+    await agent?.proc.stop();
+    await l.stop();
+    nft.remove();
+    note(`agent benchmark took ${secs(Date.now() - began)}`);
   }
 }
 
