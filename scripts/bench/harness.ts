@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { exampleFirewall } from '../../test/helpers';
+import { ROOT, exampleFirewall } from '../../test/helpers';
 import { AgentProcess } from '../../test/kube/agent-process';
 import { ControlPlane } from '../../test/kube/controlplane';
 import { Rest, eventually } from '../../test/kube/rest';
@@ -208,6 +208,12 @@ export interface AgentHandle {
   readonly startedAt: number;
 }
 
+/** The node options systemd/firewall-agent.service sets (NODE_OPTIONS), so the agent runs as there. */
+export function unitNodeOptions(): string[] {
+  const unit = readFileSync(path.join(ROOT, 'systemd', 'firewall-agent.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.+)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
+}
+
 /** Starts `firewall-agent run` against the landscape, with nft behind the wrapper and the inspector on loopback. */
 export async function startAgent(l: Landscape, nft: NftWrapper, stateDir: string): Promise<AgentHandle> {
   const metricsPort = await freePort();
@@ -227,9 +233,9 @@ export async function startAgent(l: Landscape, nft: NftWrapper, stateDir: string
   let proc: AgentProcess;
   const startedAt = Date.now();
   try {
-    // No heap cap, as the systemd unit runs it; the inspector only listens (nothing attached
-    // until a forced GC).
-    proc = new AgentProcess(args, [`--inspect=127.0.0.1:${inspectPort}`]);
+    // The node options the systemd unit sets (the heap cap); the inspector only listens
+    // (nothing attached until a forced GC).
+    proc = new AgentProcess(args, [...unitNodeOptions(), `--inspect=127.0.0.1:${inspectPort}`]);
   } finally {
     process.env.PATH = saved;
   }
