@@ -13,6 +13,7 @@ import { Nft } from '../nft/runner';
 import { startHttp } from '../report/http';
 import { Logger } from '../report/log';
 import { AgentMetrics } from '../report/metrics';
+import { formatAddress } from '../model/address';
 import { CounterReader, counterReader } from '../report/counter-reader';
 import { Notifier } from '../report/notify';
 import { WriteBack } from '../report/writeback';
@@ -377,7 +378,8 @@ export class Agent {
     if (pub) void this.publisher.set(pub.addresses, pub.port);
     const dnsProxy = this.dns.address(fw);
     // A periodic run with nothing changed reuses the last compile (10,000 policies: 1–2 s of CPU).
-    const key = `${snapshotKey(snap)}\n${mode}\n${JSON.stringify(dnsProxy)}\n${pub?.port}`;
+    const proxyKey = dnsProxy ? `${dnsProxy.addresses.map(formatAddress).join(',')} ${dnsProxy.port}` : '';
+    const key = `${snapshotKey(snap)}\n${mode}\n${proxyKey}\n${pub?.port}`;
     const reused = this.lastCompile?.key === key;
     const compiled = reused ? this.lastCompile!.compiled : compile({ ...built.input, dnsProxy, metricsPort: pub?.port });
     this.lastCompile = { key, compiled };
