@@ -5,9 +5,9 @@
  *
  * How long a reading is shared follows what it costs: nft 1.0.6 loads the whole table, set
  * elements included, to list counters (0.7 s of nft at 10,000 policies), so reading at every
- * scrape and every interval would keep a core busy for nothing. Readings may take at most
- * COUNTERS_SHARE of the time: fresh every 2 s on small tables, about once a minute at 10,000
- * policies. Counters only grow, so a scrape in between sees the last values, never wrong ones.
+ * scrape and every interval would keep a core busy for nothing. Readings that cost more than
+ * CHEAP_READ_MS may take at most COUNTERS_SHARE of the time: fresh every 2 s on small tables,
+ * about once a minute at 10,000 policies. Counters only grow, so a scrape in between sees the last values, never wrong ones.
  */
 import { Logger } from './log';
 import { TableStats } from '../nft/stats';
@@ -19,6 +19,8 @@ export const COUNTERS_SHARE = 0.01;
 /** Bounds of how long a reading is shared. */
 export const SHARE_MIN_MS = 2000;
 export const SHARE_MAX_MS = 60_000;
+/** Readings faster than this are never stretched (small tables: tens of milliseconds at most). */
+export const CHEAP_READ_MS = 250;
 
 export interface CounterReader {
   (): Promise<TableStats | undefined>;
@@ -31,7 +33,9 @@ export function counterReader(read: () => Promise<TableStats | undefined>, log: 
   let lastAt = -Infinity;
   let costMs = 0;
   let reading: Promise<void> | undefined;
-  const shareMs = (): number => Math.min(SHARE_MAX_MS, Math.max(SHARE_MIN_MS, costMs / COUNTERS_SHARE));
+  // Cheap readings stay fresh every 2 s however busy the machine (a loaded host stretches a small
+  // table's 10 ms listing to tens of ms: that must not make /metrics lag).
+  const shareMs = (): number => (costMs < CHEAP_READ_MS ? SHARE_MIN_MS : Math.min(SHARE_MAX_MS, Math.max(SHARE_MIN_MS, costMs / COUNTERS_SHARE)));
   const get = async (): Promise<TableStats | undefined> => {
     if (now() - lastAt < shareMs()) return last;
     reading ??= (async () => {
