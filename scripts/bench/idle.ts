@@ -1,5 +1,5 @@
 /**
- * Benchmarks 2–4 of issue #14 (daemon targets) at 10,000 policies, against real kube-apiservers
+ * Benchmarks 5, 11 and 12 (issue #14 daemon targets) at 10,000 policies, against real kube-apiservers
  * and the lab: cold start to enforcing, memory after a forced GC (after the sync and after rounds
  * of 1,000 changes), the idle cost (CPU of the agent and its nft/ip children while /metrics is
  * scraped every 15 s), that drift is still repaired, and that /metrics still counts.
@@ -79,10 +79,10 @@ async function coldStart(l: Landscape, nft: NftWrapper, stateDir: string, what: 
   const at = await w.result;
   if (at === undefined) throw new Error(`marker never reachable after the start\n${a.proc.dump(20)}`);
   const ms = at - a.startedAt;
-  line(`2. cold start, ${what}: process start to traffic passing`, secs(ms), '≤ 3 s', ms <= 3000);
+  line(`11. cold start, ${what}: process start to traffic passing`, secs(ms), '≤ 3 s', ms <= 3000);
   const first = await a.proc.waitForLog((x) => x.msg === 'applied ruleset' && x.state === 'connected', 60_000);
   line(
-    `2. the same by the agent's log: first applied ruleset (connected)`,
+    `11. the same by the agent's log: first applied ruleset (connected)`,
     `${since(a, first).slice(1)} (${String(first.deployed)} deployed; compile ${String(first.compileMs)} ms, apply ${String(first.applyMs)} ms)`,
   );
   const shown = new Set(['starting', 'applied the disconnected ruleset: forwarding only established flows until connected', 'applied ruleset', 'connected']);
@@ -98,7 +98,7 @@ async function coldStart(l: Landscape, nft: NftWrapper, stateDir: string, what: 
 
 async function memory(a: AgentHandle, what: string): Promise<{ rss: number; heapUsed: number }> {
   const gc = await memoryAfterGc(a.inspectPort);
-  line(`3. memory after ${what}, forced GC`, `RSS ${mib(gc.rss)}, heap used ${mib(gc.heapUsed)} (heap total ${mib(gc.heapTotal)}, external ${mib(gc.external)})`, 'RSS ≤ 300 MiB', gc.rss <= 300);
+  line(`5. memory after ${what}, forced GC`, `RSS ${mib(gc.rss)}, heap used ${mib(gc.heapUsed)} (heap total ${mib(gc.heapTotal)}, external ${mib(gc.external)})`, 'RSS ≤ 300 MiB', gc.rss <= 300);
   const low = await lowestOf10(a.metricsPort);
   note(`without forcing: RSS ${mib(low.rss)}, lowest heap used of 10 scrapes a second apart ${mib(low.heapMin)}`);
   return gc;
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     }
     const dRss = rounds[1]!.rss - rounds[0]!.rss;
     const dHeap = rounds[1]!.heapUsed - rounds[0]!.heapUsed;
-    line('3. growth between the two rounds of changes (forced GC)', `RSS ${dRss >= 0 ? '+' : ''}${dRss.toFixed(1)} MiB, heap used ${dHeap >= 0 ? '+' : ''}${dHeap.toFixed(1)} MiB`, 'no growth (heap ≤ +2 MiB)', dHeap <= 2);
+    line('5. growth between the two rounds of changes (forced GC)', `RSS ${dRss >= 0 ? '+' : ''}${dRss.toFixed(1)} MiB, heap used ${dHeap >= 0 ? '+' : ''}${dHeap.toFixed(1)} MiB`, 'no growth (heap ≤ +2 MiB)', dHeap <= 2);
 
     // 4. idle cost: the agent and its children, while scraped like Prometheus
     await quiet(agent, 10_000);
@@ -175,13 +175,13 @@ async function main(): Promise<void> {
     const children = cpu1.children - cpu0.children;
     const share = ((self + children) / (idleMs / 1000)) * 100;
     line(
-      `4. idle CPU at ${N} policies (agent + nft/ip children)`,
+      `12. idle CPU at ${N} policies (agent + nft/ip children)`,
       `${share.toFixed(2)} % of one core over ${secs(idleMs)} (agent ${((self / (idleMs / 1000)) * 100).toFixed(2)} %, children ${((children / (idleMs / 1000)) * 100).toFixed(2)} %)`,
       '≤ 2 %',
       share <= 2,
     );
     const runs = nft.since(nftFrom);
-    line('4. nft processes while idle', `${runs.length} in ${secs(idleMs)} (${((runs.length / idleMs) * 60_000).toFixed(1)}/min)`);
+    line('12. nft processes while idle', `${runs.length} in ${secs(idleMs)} (${((runs.length / idleMs) * 60_000).toFixed(1)}/min)`);
     note(`idle nft runs by kind: ${nftKinds(runs)}`);
     const sorted = [...scrapeMs].sort((x, y) => x - y);
     const applies = agent.proc.logs.slice(logFrom).filter((x) => x.msg === 'applied ruleset');
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     note(`${scrapeMs.length} scrapes of /metrics: median ${pct(sorted, 0.5).toFixed(0)} ms, slowest ${sorted[sorted.length - 1]!.toFixed(0)} ms; applies while idle: ${idleApplies}; warnings/errors: ${agent.proc.logs.slice(logFrom).filter((x) => x.level === 'warn' || x.level === 'error').length}`);
     let st = await status(agent.metricsPort);
     const checks = st.checks as { chainsEverySeconds: number; fullEverySeconds: number; lastFull?: string; countersEverySeconds: number };
-    line('4. /status checks after the idle period', JSON.stringify(checks));
+    line('12. /status checks after the idle period', JSON.stringify(checks));
 
     // /metrics still counts after the idle period: the marker policy's accepted connections
     const before = markerCounter((await scrape(agent.metricsPort)).text);
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
     }
     const seenAfter = Date.now() - sentAt;
     line(
-      `4. /metrics after idle: ${MARKER} accepted connections`,
+      `12. /metrics after idle: ${MARKER} accepted connections`,
       `${before} → ${after} after ${sent} new connections, seen ${secs(seenAfter)} later (readings shared up to ${checks.countersEverySeconds} s; scraped every 5 s)`,
       `+${sent}`,
       after - before === sent,
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
     const detected = agent.proc.logs.slice(from).find((x) => x.msg.startsWith('the kernel no longer holds'));
     const back = at === undefined ? NaN : at - deletedAt;
     line(
-      '4. drift: table deleted, until traffic is filtered again',
+      '12. drift: table deleted, until traffic is filtered again',
       `${secs(back)} (detected after ${detected ? secs(Date.parse(String(detected.time)) - deletedAt) : '?'}, repair apply ${String(repair.applyMs)} ms)`,
       `≤ ${INTERVAL_S} s (spec.interval)`,
       back <= INTERVAL_S * 1000,
@@ -249,14 +249,14 @@ async function main(): Promise<void> {
     at = await w.result;
     const repaired = agent.proc.logs.slice(from).find((x) => x.msg === 'applied ruleset' && x.repair === true);
     line(
-      '4. drift: accept-all rule inserted, until it is gone',
+      '12. drift: accept-all rule inserted, until it is gone',
       at === undefined
         ? `still there after ${secs(Date.now() - insertedAt)} (the next full verification was due ${secs(dueIn)} after the insert, beyond FWA_DRIFT_WAIT_SECONDS=${DRIFT_WAIT_S})`
         : `${secs(at - insertedAt)} (full verification was due ${secs(dueIn)} after the insert${repaired ? `; repair apply ${String(repaired.applyMs)} ms` : ''})`,
       `found by the full verification, every ${c.fullEverySeconds} s per /status`,
     );
     st = await status(agent.metricsPort);
-    line('4. /status checks after the repairs', JSON.stringify(st.checks));
+    line('12. /status checks after the repairs', JSON.stringify(st.checks));
     note(`drift repairs counted: ${/^firewall_agent_drift_repairs_total (\S+)/m.exec((await scrape(agent.metricsPort)).text)?.[1] ?? '?'}`);
 
     // 2 again: a reboot (state directory kept, boot drop ruleset in the kernel, statuses written)
