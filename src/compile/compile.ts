@@ -9,23 +9,26 @@
  * stays while the cost of a new connection does not grow with the rules (maps.ts).
  */
 import { Family, Prefix } from '../model/address';
-import { Policy, PolicyResult } from '../model/cwnp';
+import { PolicyResult } from '../model/cwnp';
 import { FirewallConfig } from '../model/firewall';
 import { ObjectRef, formatRef } from '../model/names';
 import { fromPrefixes } from '../model/rangeset';
 import { ServiceResult } from '../model/service';
-import { NftChain, NftElement, NftSet, NftTable } from '../nft/ruleset';
+import { NftChain, NftSet, NftTable } from '../nft/ruleset';
 import { addrType, range } from '../nft/syntax';
 import { acceptChain, baseTable, disconnectedTable, forwardBaseChain, metricsInputChain, postroutingBaseChain } from './chains';
 import { allowedSets } from './forbidden';
 import { DnsProxyAddress, FqdnTarget, fqdnChain, fqdnSets, interceptChain, policyTargets } from './fqdn';
-import { DirectionDims, PolicyItems, addServiceBoxes, countDims, directionBoxes, policyItems, serviceChain } from './items';
+import { PolicyItems, addServiceBoxes, serviceChain } from './items';
 import { policyMaps } from './maps';
 import { Mode, State, resolveMode } from './mode';
-import { BoxTable, emptyTable } from './boxes';
+import { emptyTable } from './boxes';
+import { LazyMap } from './accounting';
+import { DeployedCache, acceptChain as policyAccept } from './deployed';
 import { PartitionCache } from './partition';
-import { ObjectKind, ObjectReport, policyReports, serviceReports } from './reports';
+import { ObjectKind, ObjectReport, serviceReports } from './reports';
 import { SHARD_MAX } from './shard';
+import { Part, ShardedMap } from './shardmap';
 
 export { COUNTERS, FORWARD_PRIORITY, POSTROUTING_PRIORITY, TABLE_NAME, disconnectedTable } from './chains';
 export { peerRanges } from './items';
@@ -54,16 +57,17 @@ export interface CompileInput {
 
 /**
  * What a daemon keeps between compiles so a change costs about what it touches: per parsed policy
- * its boxes and chain names; per address shard the policy objects it was built from with the
- * elements they gave (a shard built from the very same objects in the same order has the same
- * elements, so they are reused without partitioning or formatting; a changed shard, at most a few
- * thousand boxes, is partitioned afresh); and partition results of the unsharded address maps.
+ * its boxes, chain names and accept chains; per policy result its report; the policies' sharded
+ * maps, updated with only the policies that came and went (shardmap.ts: a changed shard, at most
+ * a few thousand boxes, is partitioned afresh, the others keep their elements); and partition
+ * results of the unsharded address maps.
  */
 export class CompileCache {
-  /** Per parsed policy object (unchanged while its resourceVersion is). */
-  readonly policies = new WeakMap<Policy, PolicyItems>();
+  readonly deployed = new DeployedCache();
   readonly partitions = new Map<string, PartitionCache>();
-  readonly shards = new Map<string, { readonly sources: readonly object[]; readonly elements: readonly NftElement[] }>();
+  readonly shardMaps = new Map<string, ShardedMap>();
+  /** False from taking the deployed policies' changes until the maps have them. */
+  consistent = true;
 }
 
 /**
@@ -104,55 +108,49 @@ export function compile(input: CompileInput): Compiled {
   const mode = resolveMode(input.mode, fw);
   const logAccepted = fw.logAcceptedConnections;
   const chains: NftChain[] = [];
-  const accounting = new Map<string, PolicyAccount>();
-  const accept = (name: string, text: string, account: PolicyAccount): void => {
-    chains.push(acceptChain(name, text, logAccepted));
-    accounting.set(name, account);
+  const accounting: (readonly [string, PolicyAccount])[] = [];
+  const counted = (a: { chain: NftChain; pair: readonly [string, PolicyAccount] }): void => {
+    chains.push(a.chain);
+    accounting.push(a.pair);
   };
+  const accept = (name: string, text: string, account: PolicyAccount): void => counted({ chain: acceptChain(name, text, logAccepted), pair: [name, account] });
 
-  const pol = policyReports(input.policies, mode, fw);
-  const egressDims: DirectionDims[] = [];
-  const ingressDims: DirectionDims[] = [];
-  const egressChains: string[] = [];
-  const ingressChains: string[] = [];
+  const cache = input.cache;
+  const pol = (cache?.deployed ?? new DeployedCache(false)).select(input.policies, mode, fw);
+  const items = pol.deployed.map((e) => e.items);
+  const anyPolicies: PolicyItems[] = [];
   const fqdnAllowed = mode === 'forbidden' ? allowedSets(fw).egress : undefined;
   const fqdnPolicies: Parameters<typeof fqdnChain>[0][number][] = [];
-  pol.deployed.forEach((p, owner) => {
-    let items = input.cache?.policies.get(p);
-    if (!items) {
-      items = policyItems(p);
-      input.cache?.policies.set(p, items);
-    }
-    egressChains[owner] = items.egressChain;
-    ingressChains[owner] = items.ingressChain;
-    egressDims[owner] = items.egress;
-    ingressDims[owner] = items.ingress;
-    const account = { kind: 'ClusterwideNetworkPolicy', ref: p.ref, policy: p.ref.name } as const;
-    const targets = policyTargets(p, fqdnAllowed);
-    if (targets.length > 0) fqdnPolicies.push({ policy: p, egressChain: items.egressChain, targets });
-    // Comments keep the upstream firewall-controller's wording: tools grep for them.
-    if (countDims(items.egress) > 0 || targets.length > 0) accept(items.egressChain, `accept traffic for np ${p.ref.name}`, { ...account, direction: 'egress' });
-    if (countDims(items.ingress) > 0) {
-      accept(items.ingressChain, `accept traffic for k8s network policy ${p.ref.name}`, { ...account, direction: 'ingress' });
-    }
-  });
+  for (const e of pol.deployed) {
+    const targets = e.fqdn ? policyTargets(e.policy, fqdnAllowed) : [];
+    if (targets.length > 0) fqdnPolicies.push({ policy: e.policy, egressChain: e.items.egressChain, targets });
+    if (e.anyBoxes) anyPolicies.push(e.items);
+    if (e.egressBoxes || targets.length > 0) counted(policyAccept(e, 'egress', logAccepted));
+    if (e.ingressBoxes) counted(policyAccept(e, 'ingress', logAccepted));
+  }
 
   const svc = serviceReports(input.services, mode, fw);
-  const svcBoxes: Record<Family, BoxTable> = { 4: emptyTable(4), 6: emptyTable(4) };
-  const svcChains: string[] = [];
-  svc.services.forEach((s, owner) => {
-    svcChains[owner] = serviceChain(s);
+  const svcParts: Record<Family, Part[]> = { 4: [], 6: [] };
+  svc.services.forEach((s) => {
+    const chain = serviceChain(s);
     const key = formatRef(s.svc.ref);
-    if (addServiceBoxes(svcBoxes, owner, s) > 0) {
-      accept(svcChains[owner]!, `accept traffic for k8s service ${key}`, { kind: 'Service', ref: s.svc.ref, direction: 'service', policy: key });
-    }
+    const boxes = { 4: emptyTable(4), 6: emptyTable(4) };
+    if (addServiceBoxes(boxes, 0, s) === 0) return;
+    accept(chain, `accept traffic for k8s service ${key}`, { kind: 'Service', ref: s.svc.ref, direction: 'service', policy: key });
+    const verdict = { kind: 'goto', chain } as const;
+    for (const fam of [4, 6] as const) if (boxes[fam].owners.length > 0) svcParts[fam].push({ name: key, verdict, coords: boxes[fam].coords });
   });
 
+  // A compile that failed between selecting the policies and updating the maps left them behind:
+  // they are made afresh (changes undefined).
+  const changes = cache?.consistent ? pol.changes : undefined;
+  if (cache) cache.consistent = false;
   const { maps, lookupChains } = policyMaps(
-    { egress: directionBoxes(egressDims), ingress: directionBoxes(ingressDims), services: svcBoxes, egressChains, ingressChains, serviceChains: svcChains, policies: pol.deployed },
-    input.cache,
+    { policies: items, anyPolicies, changes, services: svcParts },
+    cache,
     input.shardMax ?? SHARD_MAX,
   );
+  if (cache) cache.consistent = true;
   chains.push(...lookupChains);
 
   const sets: NftSet[] = [
@@ -176,7 +174,7 @@ export function compile(input: CompileInput): Compiled {
     mode,
     table: baseTable(sets, maps, chains),
     reports: [...pol.reports, ...svc.reports],
-    accounting,
+    accounting: new LazyMap(accounting),
     fqdn,
     dnsIntercepted: intercept !== undefined,
   };

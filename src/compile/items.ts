@@ -9,10 +9,11 @@ import { EgressRule, Peers, Policy, PolicyRule } from '../model/cwnp';
 import { formatRef } from '../model/names';
 import { PROTOCOL_NUMBER } from '../model/ports';
 import { RangeSet, fromPrefixes, normalize, subtract } from '../model/rangeset';
+import { NftChainVerdict } from '../nft/ruleset';
 import { NAME_MAX } from '../nft/syntax';
-import { FAMILIES } from './chains';
 import { BoxTable, Coord, appendBoxes } from './boxes';
 import { DeployedService } from './reports';
+import type { Part } from './shardmap';
 
 export function fullRange(family: Family): AddrRange {
   return { family, lo: 0n, hi: (1n << BigInt(FAMILY_BITS[family])) - 1n };
@@ -79,12 +80,6 @@ function peerCoords(peers: Peers): Record<Family, readonly Coord[]> {
   return { 4: coords(4), 6: coords(6) };
 }
 
-/** Boxes of one direction's maps, per family: [addr] for rules without ports, else [proto, port, addr]. */
-export interface DirectionBoxes {
-  readonly any: Record<Family, BoxTable>;
-  readonly ports: Record<Family, BoxTable>;
-}
-
 /**
  * A direction's boxes of one policy, per map and family, as flat coords (BoxTable without owners:
  * owners are set per compile).
@@ -135,7 +130,7 @@ function ruleDims(rules: readonly PolicyRule[]): DirectionDims {
 }
 
 export function countDims(d: DirectionDims): number {
-  return FAMILIES.reduce((n, f) => n + d.any[f].length / 2 + d.ports[f].length / 6, 0);
+  return (d.any[4].length + d.any[6].length) / 2 + (d.ports[4].length + d.ports[6].length) / 6;
 }
 
 /** What a policy contributes, independent of the other policies: worth keeping per parsed policy. */
@@ -144,25 +139,32 @@ export interface PolicyItems {
   readonly ingressChain: string;
   readonly egress: DirectionDims;
   readonly ingress: DirectionDims;
+  /** The verdict of the policy's elements per direction: maps can hold 100k+ elements and share them. */
+  readonly verdicts: Record<'egress' | 'ingress', NftChainVerdict>;
+  /** The boxes of the concatenated (ports) maps as shard map parts; undefined where there are none. */
+  readonly ports: Record<'egress' | 'ingress', Record<Family, Part | undefined>>;
+}
+
+function ports(name: string, verdict: NftChainVerdict, dims: DirectionDims): Record<Family, Part | undefined> {
+  const part = (fam: Family) => (dims.ports[fam].length > 0 ? { name, verdict, coords: dims.ports[fam] } : undefined);
+  return { 4: part(4), 6: part(6) };
 }
 
 export function policyItems(p: Policy): PolicyItems {
   const hash = shortHash(formatRef(p.ref));
-  return {
-    egressChain: hashedChainName('cwnp-e', hash, p.ref.name),
-    ingressChain: hashedChainName('cwnp-i', hash, p.ref.name),
-    // toFQDNs rules open the addresses DNS answers name, through dynamic sets (fqdn.ts), not maps
-    egress: ruleDims(p.egress.filter((r: EgressRule) => !r.toFqdns)),
-    ingress: ruleDims(p.ingress),
-  };
+  const egressChain = hashedChainName('cwnp-e', hash, p.ref.name);
+  const ingressChain = hashedChainName('cwnp-i', hash, p.ref.name);
+  // toFQDNs rules open the addresses DNS answers name, through dynamic sets (fqdn.ts), not maps
+  const egress = ruleDims(p.egress.filter((r: EgressRule) => !r.toFqdns));
+  const ingress = ruleDims(p.ingress);
+  const name = p.ref.name;
+  const verdicts = { egress: { kind: 'goto', chain: egressChain }, ingress: { kind: 'goto', chain: ingressChain } } as const;
+  return { egressChain, ingressChain, egress, ingress, verdicts, ports: { egress: ports(name, verdicts.egress, egress), ingress: ports(name, verdicts.ingress, ingress) } };
 }
 
-/** The boxes of every owner's dims (owner = index), each table allocated once at its final size. */
-export function directionBoxes(parts: readonly DirectionDims[]): DirectionBoxes {
-  return {
-    any: { 4: boxTable(1, parts.map((d) => d.any[4])), 6: boxTable(1, parts.map((d) => d.any[6])) },
-    ports: { 4: boxTable(3, parts.map((d) => d.ports[4])), 6: boxTable(3, parts.map((d) => d.ports[6])) },
-  };
+/** The boxes of every owner's rules without ports (owner = index) in one family. */
+export function anyBoxes(parts: readonly DirectionDims[], fam: Family): BoxTable {
+  return boxTable(1, parts.map((d) => d.any[fam]));
 }
 
 /** One table of `dims`-dimensional boxes from each owner's coords (owner = index). */

@@ -8,7 +8,7 @@ import { formatProblem } from '../model/fields';
 import { FirewallConfig } from '../model/firewall';
 import { ObjectRef, formatRef } from '../model/names';
 import { LoadBalancerService, ServiceResult } from '../model/service';
-import { allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
+import { AllowedSets, allowedSets, filterServiceIps, forbiddenReason } from './forbidden';
 import { Mode } from './mode';
 
 export type ObjectKind = 'ClusterwideNetworkPolicy' | 'Service';
@@ -33,41 +33,67 @@ export interface DeployedService {
   readonly ips: readonly IpAddress[];
 }
 
+/** A policy result's parts of its report that do not depend on the other inputs. */
+export interface PolicyReportParts {
+  readonly key: string;
+  readonly policy?: Policy;
+  readonly rejected?: ObjectReport;
+  readonly common?: Pick<ObjectReport, 'kind' | 'ref' | 'warnings' | 'unenforced'>;
+  /** Made on first use; the report objects are shared by compiles (never changed). */
+  deployed?: ObjectReport;
+  ignored?: ObjectReport;
+  duplicate?: ObjectReport;
+  forbidden?: { readonly fw: FirewallConfig; readonly report: ObjectReport | undefined };
+}
+
+export function reportParts(res: PolicyResult): PolicyReportParts {
+  const base = { kind: 'ClusterwideNetworkPolicy' as const };
+  if (!res.ok) {
+    return { key: '', rejected: { ...base, ref: res.ref, outcome: 'rejected', reason: res.problems.map(formatProblem).join('; '), warnings: [], unenforced: [] } };
+  }
+  const p = res.policy;
+  return { key: formatRef(p.ref), policy: p, common: { ...base, ref: p.ref, warnings: p.warnings.map(formatProblem), unenforced: p.unenforced.map(formatProblem) } };
+}
+
+/**
+ * The report of one input (outcome `deployed`: it takes effect), given the keys of the inputs
+ * before it (the first of a name wins; undefined: no name is there twice) and, in forbidden mode,
+ * the allowed networks.
+ */
+export function policyReport(r: PolicyReportParts, mode: Mode, fw: FirewallConfig, allowed: () => AllowedSets, seen: Set<string> | undefined): ObjectReport {
+  if (!r.common) return r.rejected!;
+  if (seen?.has(r.key)) return (r.duplicate ??= { ...r.common, outcome: 'rejected', reason: 'is defined more than once in the input' });
+  seen?.add(r.key);
+  if (r.common.ref.namespace !== POLICY_NAMESPACE) {
+    return (r.ignored ??= { ...r.common, outcome: 'ignored', reason: `only policies in namespace ${POLICY_NAMESPACE} take effect` });
+  }
+  if (mode === 'forbidden') {
+    // The reason depends on the Firewall's allowed networks: kept while it is the same object.
+    if (r.forbidden?.fw !== fw) {
+      const why = forbiddenReason(r.policy!, allowed());
+      r.forbidden = { fw, report: why ? { ...r.common, outcome: 'ignored', forbidden: true, reason: why } : undefined };
+    }
+    if (r.forbidden.report) return r.forbidden.report;
+  }
+  return (r.deployed ??= { ...r.common, outcome: 'deployed' });
+}
+
+export function byPolicyName(a: Policy, b: Policy): number {
+  return a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0;
+}
+
 /** The deployed policies in name order (the first name owns overlaps), and a report per input. */
 export function policyReports(inputs: readonly PolicyResult[], mode: Mode, fw: FirewallConfig): { deployed: Policy[]; reports: ObjectReport[] } {
   const reports: ObjectReport[] = [];
   const deployed: Policy[] = [];
   const seen = new Set<string>();
-  const allowed = mode === 'forbidden' ? allowedSets(fw) : undefined;
+  let allowed: AllowedSets | undefined;
   for (const res of inputs) {
-    const base = { kind: 'ClusterwideNetworkPolicy' as const };
-    if (!res.ok) {
-      reports.push({ ...base, ref: res.ref, outcome: 'rejected', reason: res.problems.map(formatProblem).join('; '), warnings: [], unenforced: [] });
-      continue;
-    }
-    const p = res.policy;
-    const key = formatRef(p.ref);
-    const warnings = p.warnings.map(formatProblem);
-    const unenforced = p.unenforced.map(formatProblem);
-    const common = { ...base, ref: p.ref, warnings, unenforced };
-    if (seen.has(key)) {
-      reports.push({ ...common, outcome: 'rejected', reason: 'is defined more than once in the input' });
-      continue;
-    }
-    seen.add(key);
-    if (p.ref.namespace !== POLICY_NAMESPACE) {
-      reports.push({ ...common, outcome: 'ignored', reason: `only policies in namespace ${POLICY_NAMESPACE} take effect` });
-      continue;
-    }
-    const why = allowed ? forbiddenReason(p, allowed) : undefined;
-    if (why) {
-      reports.push({ ...common, outcome: 'ignored', forbidden: true, reason: why });
-      continue;
-    }
-    reports.push({ ...common, outcome: 'deployed' });
-    deployed.push(p);
+    const report = policyReport(reportParts(res), mode, fw, () => (allowed ??= allowedSets(fw)), seen);
+    reports.push(report);
+    if (res.ok && report.outcome === 'deployed') deployed.push(res.policy);
   }
-  deployed.sort((a, b) => (a.ref.name < b.ref.name ? -1 : a.ref.name > b.ref.name ? 1 : 0));
+  deployed.sort(byPolicyName);
   return { deployed, reports };
 }
 

@@ -102,16 +102,50 @@ function splitBlock(inside: readonly number[], los: Float64Array, his: Float64Ar
   }
 }
 
+/** A block and the boxes that intersect it: a shard (leaf) or split into its non-empty halves. */
+export interface ShardNode {
+  readonly block: Block;
+  /** Boxes intersecting the block. */
+  readonly count: number;
+  /** Boxes covering all of it. */
+  readonly spanning: number;
+  /** A shard's boxes (indices in input order); undefined when the block is split. */
+  readonly indices?: readonly number[];
+  readonly left?: ShardNode;
+  readonly right?: ShardNode;
+}
+
 /**
- * Splits `boxes` into shards by their address dimension `dim` (`bits` wide). A block is halved
- * while it holds more than `max` boxes, unless a quarter of its boxes cover all of it (halving
- * would copy them into both halves). Shards are returned in address order; empty blocks are left
- * out. Only indices are passed around: a caller that can reuse a shard never pays for clipping it.
+ * Whether a block is a shard rather than halved: it holds at most `max` boxes, cannot be halved,
+ * or a quarter of its boxes cover all of it (halving would copy them into both halves).
  */
-export function shardBoxes(boxes: BoxTable | readonly Box[], dim: number, bits: number, max = SHARD_MAX): Shard[] {
+export function isShard(count: number, spanning: number, len: number, bits: number, max: number): boolean {
+  return count <= max || len === bits || spanning * 4 > count;
+}
+
+/** The aligned block of prefix length `len` holding address `at`. */
+export function blockAt(at: bigint, len: number, bits: number): Block {
+  const size = 1n << BigInt(bits - len);
+  const lo = at - (at % size);
+  return { lo, len, hi: lo + size - 1n };
+}
+
+/** A split block with one non-empty half. */
+function oneHalf(block: Block, count: number, spanning: number, half: ShardNode): ShardNode {
+  const mid = block.lo + (block.hi - block.lo + 1n) / 2n;
+  return half.block.lo < mid ? { block, count, spanning, left: half } : { block, count, spanning, right: half };
+}
+
+/**
+ * The shard tree of `boxes` by their address dimension `dim` (`bits` wide), from block `start`
+ * (the whole space unless given; every box must intersect it). A block is halved while isShard
+ * says no; empty halves are left out. Only indices are passed around: a caller that can reuse a
+ * shard never pays for clipping it.
+ */
+export function shardTree(boxes: BoxTable | readonly Box[], dim: number, bits: number, max = SHARD_MAX, start?: Block): ShardNode | undefined {
   const { owners, coords, dims } = table(boxes);
-  const out: Shard[] = [];
-  if (owners.length === 0) return out;
+  if (owners.length === 0) return undefined;
+  const root = start ?? { lo: 0n, len: 0, hi: (1n << BigInt(bits)) - 1n };
   const lo = (i: number) => coords[2 * (i * dims + dim)]!;
   const hi = (i: number) => coords[2 * (i * dims + dim) + 1]!;
   if (bits <= 52) {
@@ -125,53 +159,73 @@ export function shardBoxes(boxes: BoxTable | readonly Box[], dim: number, bits: 
     // Indexed loops: this runs once per map, mostly before the JIT has optimised it, and for-of
     // would allocate per iteration there.
     const c = new Float64Array(5);
-    const visit = (from: number, len: number, inside: number[]): void => {
+    const visit = (from: number, len: number, inside: number[]): ShardNode => {
       const to = from + 2 ** (bits - len) - 1;
       const mid = from + 2 ** (bits - len - 1);
       countBlock(inside, los, his, from, to, mid, c);
-      if (inside.length <= max || len === bits || c[SPANNING]! * 4 > inside.length) {
-        out.push({ block: { lo: BigInt(from), len, hi: BigInt(to) }, indices: inside });
-        return;
-      }
+      const block = { lo: BigInt(from), len, hi: BigInt(to) };
+      const spanning = c[SPANNING]!;
+      if (isShard(inside.length, spanning, len, bits, max)) return { block, count: inside.length, spanning, indices: inside };
       // Halving while every box lies in one half only repeats the same boxes one level down: go
-      // straight to the smallest block holding all of them (the same shards, fewer passes).
+      // straight to the smallest block holding all of them (the same shards, fewer passes). The
+      // levels skipped hold the same boxes, none covering them whole.
       const first = c[FIRST]!;
       const last = c[LAST]!;
       let common = len;
       while (common < bits && Math.floor(first / 2 ** (bits - common - 1)) === Math.floor(last / 2 ** (bits - common - 1))) common++;
       if (common > len) {
-        visit(first - (first % 2 ** (bits - common)), common, inside);
-        return;
+        let node = visit(first - (first % 2 ** (bits - common)), common, inside);
+        for (let l = common - 1; l > len; l--) node = oneHalf(blockAt(node.block.lo, l, bits), inside.length, 0, node);
+        return oneHalf(block, inside.length, spanning, node);
       }
       const left = new Array<number>(c[LEFT]!);
       const right = new Array<number>(c[RIGHT]!);
       splitBlock(inside, los, his, mid, left, right);
-      if (left.length > 0) visit(from, len + 1, left);
-      if (right.length > 0) visit(mid, len + 1, right);
+      return {
+        block,
+        count: inside.length,
+        spanning,
+        left: left.length > 0 ? visit(from, len + 1, left) : undefined,
+        right: right.length > 0 ? visit(mid, len + 1, right) : undefined,
+      };
     };
     // Made like the halves' arrays (new Array, then filled): one array shape for the JIT.
     const all = new Array<number>(owners.length);
     for (let i = 0; i < owners.length; i++) all[i] = i;
-    visit(0, 0, all);
-    return out;
+    return visit(Number(root.lo), root.len, all);
   }
-  const visit = (from: bigint, len: number, inside: number[]): void => {
+  const visit = (from: bigint, len: number, inside: number[]): ShardNode => {
     const size = 1n << BigInt(bits - len);
-    const to = from + size - 1n;
+    const block = { lo: from, len, hi: from + size - 1n };
     let spanning = 0;
-    for (const i of inside) if (lo(i) <= from && hi(i) >= to) spanning++;
-    if (inside.length <= max || len === bits || spanning * 4 > inside.length) {
-      out.push({ block: { lo: from, len, hi: to }, indices: inside });
-      return;
-    }
+    for (const i of inside) if (lo(i) <= from && hi(i) >= block.hi) spanning++;
+    if (isShard(inside.length, spanning, len, bits, max)) return { block, count: inside.length, spanning, indices: inside };
     const mid = from + size / 2n;
     const left = inside.filter((i) => lo(i) < mid);
     const right = inside.filter((i) => hi(i) >= mid);
-    if (left.length > 0) visit(from, len + 1, left);
-    if (right.length > 0) visit(mid, len + 1, right);
+    return {
+      block,
+      count: inside.length,
+      spanning,
+      left: left.length > 0 ? visit(from, len + 1, left) : undefined,
+      right: right.length > 0 ? visit(mid, len + 1, right) : undefined,
+    };
   };
-  visit(0n, 0, owners.map((_, i) => i));
+  return visit(root.lo, root.len, owners.map((_, i) => i));
+}
+
+/** The shards of a tree in address order. */
+export function shardLeaves<T extends ShardNode>(node: T | undefined, out: T[] = []): T[] {
+  if (!node) return out;
+  if (!node.left && !node.right) out.push(node);
+  shardLeaves(node.left as T | undefined, out);
+  shardLeaves(node.right as T | undefined, out);
   return out;
+}
+
+/** The shards of `boxes` (shardTree's leaves), in address order. */
+export function shardBoxes(boxes: BoxTable | readonly Box[], dim: number, bits: number, max = SHARD_MAX): Shard[] {
+  return shardLeaves(shardTree(boxes, dim, bits, max)).map((n) => ({ block: n.block, indices: n.indices! }));
 }
 
 /** A stable name for a block: the map's name, the block's first address in hex, its length. */

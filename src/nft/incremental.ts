@@ -72,28 +72,79 @@ function setEq(a: NftSet, b: NftSet): boolean {
   return a.name === b.name && a.type === b.type && same(a.flags, b.flags) && same(a.elements, b.elements, elementEq);
 }
 
+/** How far to look ahead for the other list's item before calling both changed (see byName). */
+const LOOKAHEAD = 32;
+
+interface Named {
+  readonly name: string;
+}
+
+/**
+ * Pairs the items of two lists of uniquely named objects by name: those only in `next` (in its
+ * order), those only in `prev` (in its order), and the pairs in both whose objects differ. Tables
+ * compiled with a cache share most objects in the same order, so a walk over both lists matches
+ * them by identity without hashing 40,000 names (which costs tens of ms); where they differ, a
+ * short look-ahead finds the insertion or deletion. Anything misjudged (items moved, long runs of
+ * changes) ends up in both `added` and `removed` and is paired by name at the end.
+ */
+export function byName<T extends Named>(prev: readonly T[], next: readonly T[]): { added: T[]; removed: T[]; changed: [T, T][] } {
+  const added: T[] = [];
+  const removed: T[] = [];
+  const changed: [T, T][] = [];
+  let i = 0;
+  let j = 0;
+  const find = (list: readonly T[], from: number, name: string): number => {
+    for (let k = from; k < list.length && k < from + LOOKAHEAD; k++) if (list[k]!.name === name) return k - from;
+    return -1;
+  };
+  while (i < prev.length && j < next.length) {
+    const p = prev[i]!;
+    const n = next[j]!;
+    if (p === n) {
+      i++;
+      j++;
+    } else if (p.name === n.name) {
+      changed.push([p, n]);
+      i++;
+      j++;
+    } else {
+      const gone = find(prev, i + 1, n.name); // p and those after it went, until n
+      const came = find(next, j + 1, p.name); // n and those after it came, until p
+      if (came >= 0 && (gone < 0 || came <= gone)) for (let k = 0; k <= came; k++) added.push(next[j++]!);
+      else if (gone >= 0) for (let k = 0; k <= gone; k++) removed.push(prev[i++]!);
+      else (removed.push(prev[i++]!), added.push(next[j++]!));
+    }
+  }
+  while (i < prev.length) removed.push(prev[i++]!);
+  while (j < next.length) added.push(next[j++]!);
+  if (added.length === 0 || removed.length === 0) return { added, removed, changed };
+  const gone = new Map(removed.map((x) => [x.name, x]));
+  const both = new Set<string>();
+  for (const x of added) {
+    const was = gone.get(x.name);
+    if (was === undefined) continue;
+    both.add(x.name);
+    if (was !== x) changed.push([was, x]);
+  }
+  if (both.size === 0) return { added, removed, changed };
+  return { added: added.filter((x) => !both.has(x.name)), removed: removed.filter((x) => !both.has(x.name)), changed };
+}
+
 /** The transaction turning `prev` into `next`, or undefined when more than policies changed. */
 export function planIncremental(prev: NftTable, next: NftTable): IncrementalPlan | undefined {
   if (prev.family !== next.family || prev.name !== next.name) return undefined;
   if (!same(prev.counters, next.counters)) return undefined;
   if (!same(prev.sets, next.sets, setEq)) return undefined;
-  const prevMaps = new Map(prev.maps.map((m) => [m.name, m]));
-  const nextMaps = new Map(next.maps.map((m) => [m.name, m]));
-  for (const [name, m] of nextMaps) {
-    const p = prevMaps.get(name);
-    if (p && (p.keyType !== m.keyType || !same(p.flags, m.flags))) return undefined;
-  }
-  const prevBase = prev.chains.filter((c) => c.base);
-  const nextBase = next.chains.filter((c) => c.base);
-  if (!same(prevBase, nextBase, chainEq)) return undefined;
-
-  const prevChains = new Map(prev.chains.filter((c) => !c.base).map((c) => [c.name, c]));
-  const nextChains = new Map(next.chains.filter((c) => !c.base).map((c) => [c.name, c]));
-  for (const [name, c] of nextChains) {
-    const p = prevChains.get(name);
-    // A policy chain whose rules changed (e.g. logging switched) is rare: re-send the whole table.
-    if (p && !chainEq(p, c)) return undefined;
-  }
+  const maps = byName(prev.maps, next.maps);
+  for (const [p, m] of maps.changed) if (p.keyType !== m.keyType || !same(p.flags, m.flags)) return undefined;
+  const chains = byName(prev.chains, next.chains);
+  // A chain whose rules changed (e.g. logging switched) is rare, a base chain that came or went
+  // too: re-send the whole table.
+  for (const [p, c] of chains.changed) if (!chainEq(p, c)) return undefined;
+  if (chains.added.some((c) => c.base) || chains.removed.some((c) => c.base)) return undefined;
+  const newMaps = new Set(maps.added.map((m) => m.name));
+  const mapNames = new Set(next.maps.map((m) => m.name));
+  const newChains = new Map(chains.added.map((c) => [c.name, c]));
 
   const table: TableRef = tableRef(next);
   const ops: Op[] = [];
@@ -104,41 +155,42 @@ export function planIncremental(prev: NftTable, next: NftTable): IncrementalPlan
     for (const rule of c.rules) ops.push({ verb: 'add', kind: 'rule', table, chain: c.name, rule });
   };
   // New target chains first, then new maps each with its lookup chain, then the elements.
-  for (const [name, c] of nextChains) if (!prevChains.has(name) && !nextMaps.has(name)) addChain(c);
-  for (const [name, m] of nextMaps) {
-    if (prevMaps.has(name)) continue;
-    ops.push({ verb: 'add', kind: 'map', table, name, keyType: m.keyType, flags: m.flags }, { verb: 'flush', kind: 'map', table, name });
-    const lookup = nextChains.get(name);
-    if (lookup && !prevChains.has(name)) addChain(lookup);
+  for (const c of chains.added) if (!mapNames.has(c.name)) addChain(c);
+  for (const m of maps.added) {
+    ops.push({ verb: 'add', kind: 'map', table, name: m.name, keyType: m.keyType, flags: m.flags }, { verb: 'flush', kind: 'map', table, name: m.name });
+    const lookup = newChains.get(m.name);
+    if (lookup) addChain(lookup);
   }
   let elementsAdded = 0;
   let elementsDeleted = 0;
   const adds: Op[] = [];
+  // Maps with the same element list (a compile cache hands over the very array for an unchanged
+  // shard) are not among the changed pairs: nothing to compare.
+  const before = new Map(maps.changed.map(([p, m]) => [m.name, p.elements]));
   for (const m of next.maps) {
-    // A compile cache hands over the same element list for an unchanged shard: nothing to compare.
-    const before = prevMaps.get(m.name)?.elements ?? [];
-    if (before === m.elements) continue;
+    const was = newMaps.has(m.name) ? [] : before.get(m.name);
+    if (was === undefined || was === m.elements) continue;
     // Keyed by the key as nft prints it; an element whose verdict changed is deleted and re-added.
-    const wasKeys = before.map(elementKey);
+    const wasKeys = was.map(elementKey);
     const nowKeys = m.elements.map(elementKey);
-    const was = new Map(before.map((e, i) => [wasKeys[i]!, verdictText(e)]));
-    const now = new Map(m.elements.map((e, i) => [nowKeys[i]!, verdictText(e)]));
-    const del = before.filter((e, i) => now.get(wasKeys[i]!) !== verdictText(e));
-    const add = m.elements.filter((e, i) => was.get(nowKeys[i]!) !== verdictText(e));
+    const wasMap = new Map(was.map((e, i) => [wasKeys[i]!, verdictText(e)]));
+    const nowMap = new Map(m.elements.map((e, i) => [nowKeys[i]!, verdictText(e)]));
+    const del = was.filter((e, i) => nowMap.get(wasKeys[i]!) !== verdictText(e));
+    const add = m.elements.filter((e, i) => wasMap.get(nowKeys[i]!) !== verdictText(e));
     if (del.length > 0) ops.push({ verb: 'delete', kind: 'element', table, set: m.name, elements: del });
     if (add.length > 0) adds.push({ verb: 'add', kind: 'element', table, set: m.name, elements: add });
     elementsAdded += add.length;
     elementsDeleted += del.length;
   }
   // A map that is gone is emptied now, so the chains its elements pointed to can go at cleanup.
-  const staleMaps = [...prevMaps.keys()].filter((n) => !nextMaps.has(n));
-  for (const name of staleMaps) {
-    ops.push({ verb: 'flush', kind: 'map', table, name });
-    elementsDeleted += prevMaps.get(name)!.elements.length;
+  const staleMaps = maps.removed.map((m) => m.name);
+  for (const m of maps.removed) {
+    ops.push({ verb: 'flush', kind: 'map', table, name: m.name });
+    elementsDeleted += m.elements.length;
   }
   // All deletions first, then additions: an element may move from one key to an overlapping one.
   ops.push(...adds);
-  const staleChains = [...prevChains.keys()].filter((n) => !nextChains.has(n));
+  const staleChains = chains.removed.map((c) => c.name);
   return { tx: { ops }, staleChains, staleMaps, elementsAdded, elementsDeleted };
 }
 
