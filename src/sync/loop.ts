@@ -17,6 +17,7 @@ import { renderTransaction } from '../nft/render';
 import { Logger } from '../report/log';
 import { Clock, realClock } from './clock';
 import { Batcher } from './batcher';
+import { DriftChecks, Verdict } from './drift-checks';
 import { RunReasons, RunnerOptions, SyncRunner } from './runner';
 
 /** What the kernel should hold, as the sources say now. */
@@ -63,15 +64,6 @@ export interface SyncLoopOptions {
 /** Defaults: a change after a quiet period runs at once; a stream of changes every 100 ms. */
 export const RUNNER_DEFAULTS = { minIntervalMs: 100, burst: 2, maxIntervalMs: 10_000, backoffMinMs: 1000, backoffMaxMs: 30_000, jitter: 0.2 };
 
-/**
- * The full verification (a whole-table listing: 2 s of nft at 10,000 policies) may take at most
- * this share of the time: it runs every interval while cheap and stretches out as the table grows.
- * The cheap check (chains only) still runs every interval.
- */
-export const FULL_VERIFY_SHARE = 0.01;
-/** …but never less often than this: a slow first check (a busy start) must not push it out for an hour. */
-export const FULL_VERIFY_MAX_MS = 5 * 60_000;
-
 /** What the kernel held after the startup decision. */
 export type Floor = 'none' | 'kept' | 'restored' | 'disconnected';
 
@@ -95,9 +87,7 @@ export class SyncLoop {
   lastDryRunText: string | undefined;
   /** The last failure to write the state directory, until a write succeeds (status). */
   persistError: string | undefined;
-  /** When the last full verification ran and what it cost (the budget for the next). */
-  lastFullVerifyAt: number | undefined;
-  lastFullVerifyMs = 0;
+  private readonly checks: DriftChecks;
 
   constructor(private readonly opts: SyncLoopOptions) {
     this.clock = opts.clock ?? realClock;
@@ -118,6 +108,7 @@ export class SyncLoop {
         : undefined,
     });
     this.runner = new SyncRunner((why) => this.sync(why), { ...RUNNER_DEFAULTS, clock: this.clock, ...opts.runner });
+    this.checks = new DriftChecks(this.applier, this.clock, this.log);
   }
 
   start(): void {
@@ -252,53 +243,38 @@ export class SyncLoop {
   }
 
   /**
-   * Drift verification and cleanup, every `spec.interval`. The cheap check (our chains and the
-   * legacy forward policy, from `nft list chains`) runs every time; the full verification (every
-   * rule and element) whenever its cost since the last one is within FULL_VERIFY_SHARE. Both only
-   * read, and runs are one at a time, so they do not hold the kernel: dynamic writes (DNS answers
-   * waiting for their sets) go on meanwhile; their elements are not part of the fingerprint.
+   * Drift verification (drift-checks.ts: the chains check every time, the full check within its
+   * budget) and cleanup, every `spec.interval`. The checks only read, and runs are one at a time,
+   * so they do not hold the kernel: dynamic writes (DNS answers waiting for their sets) go on
+   * meanwhile; their elements are not part of the fingerprint.
    */
   private async periodic(): Promise<void> {
-    let verdict: Awaited<ReturnType<Applier['verify']>>;
-    let legacyDrop: boolean | undefined;
+    let r: Awaited<ReturnType<DriftChecks['run']>>;
     try {
       // what awaits cleanup is part of what the kernel should hold, so verify first
-      let quick: Awaited<ReturnType<Applier['quickCheck']>> | undefined;
-      try {
-        quick = await this.applier.quickCheck();
-      } catch (err) {
-        this.log.debug('the cheap drift check failed; verifying in full', { error: err });
-      }
-      legacyDrop = quick?.legacyDrop;
-      if (quick?.ours === 'drifted') verdict = 'drifted';
-      else if (!quick || this.fullVerifyDue()) {
-        const started = this.clock.now();
-        verdict = await this.applier.verify();
-        this.lastFullVerifyAt = this.clock.now();
-        this.lastFullVerifyMs = this.lastFullVerifyAt - started;
-      } else verdict = quick.ours;
+      r = await this.checks.run();
     } catch (err) {
       this.opts.observer?.failed?.('verify', err);
       throw err;
     }
-    await this.exclusive(() => this.afterVerify(verdict, legacyDrop));
+    await this.exclusive(() => this.afterVerify(r.verdict, r.legacyDrop));
   }
 
-  private fullVerifyDue(): boolean {
-    return this.lastFullVerifyAt === undefined || this.clock.now() - this.lastFullVerifyAt >= Math.min(FULL_VERIFY_MAX_MS, this.lastFullVerifyMs / FULL_VERIFY_SHARE);
-  }
-
-  /** The periodic interval (spec.interval, clamped): how often the cheap check runs. */
+  /** The periodic interval (spec.interval, clamped): how often the chains check runs. */
   get intervalMs(): number {
     return this.runner.intervalMs;
   }
 
-  /** How often the full verification runs at the table's present size (status). */
+  /** How often the full check runs at the table's present size, and when it last did (status). */
   get fullVerifyEveryMs(): number {
-    return Math.max(this.runner.intervalMs, Math.min(FULL_VERIFY_MAX_MS, this.lastFullVerifyMs / FULL_VERIFY_SHARE));
+    return this.checks.everyMs(this.runner.intervalMs);
   }
 
-  private async afterVerify(verdict: Awaited<ReturnType<Applier['verify']>>, legacyDrop: boolean | undefined): Promise<void> {
+  get lastFullVerifyAt(): number | undefined {
+    return this.checks.lastFullAt;
+  }
+
+  private async afterVerify(verdict: Verdict, legacyDrop: boolean | undefined): Promise<void> {
     if (verdict !== 'drifted') {
       try {
         const removed = await this.applier.cleanup();
