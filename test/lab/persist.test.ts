@@ -100,7 +100,7 @@ describe('with the installer legacy table inet metal (forward policy drop)', () 
   test('a transaction nft refuses relaxes nothing', async () => {
     const table = compileObjects([exampleFirewall(), https]).compiled.table;
     const broken = { ...table, chains: table.chains.map((c) => (c.name === 'forward' ? { ...c, rules: [...c.rules, { match: [], statement: { kind: 'jump' as const, chain: 'nowhere' } }] } : c)) };
-    await expect(applier.apply(broken, { relaxLegacy: true })).rejects.toThrow(/nft check failed/);
+    await expect(applier.apply(broken, { relaxLegacy: true })).rejects.toThrow(/nft apply failed/); // one atomic transaction: refused whole
     expect(await metalPolicy()).toBe('drop');
     expect(await lab.nft.listTable('inet', 'firewall')).toBeUndefined();
   });
