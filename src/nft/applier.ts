@@ -23,9 +23,6 @@ export interface KernelFingerprint {
 }
 
 
-/** Above this many element changes a full load is cheaper than an incremental transaction. */
-export const MAX_INCREMENTAL_ELEMENTS = 2000;
-
 /** Every so often the whole table is sent again even when an incremental update would do. */
 export const FULL_RESYNC_MS = 30 * 60_000;
 
@@ -131,9 +128,7 @@ export class Applier {
     // The very table applied last (a periodic run, nothing changed): no diff of 10,000s of elements.
     if (table === this.applied) return 'unchanged';
     const plan = planIncremental(this.applied!, table);
-    // nft checks every added interval element against the set it goes into: 19,000 element changes
-    // at 10,000 policies took 18 s of nft as one incremental transaction, a full load takes 2 s.
-    if (!plan || plan.elementsAdded + plan.elementsDeleted > MAX_INCREMENTAL_ELEMENTS) return this.applyFull(table, opts.relaxLegacy);
+    if (!plan) return this.applyFull(table, opts.relaxLegacy);
     if (plan.tx.ops.length === 0 && plan.staleChains.length === 0 && plan.staleMaps.length === 0) {
       this.applied = table;
       return 'unchanged';
